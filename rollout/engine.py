@@ -1,0 +1,103 @@
+"""The rollout engine: an in-process vLLM `LLM` that generates samples with their log-probs.
+
+A plain class (constructed by a Ray actor in production, directly in tests). The engine runs in
+the caller's process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), eagerly, with an explicit KV-cache
+size; new weights are loaded in place with `reload_weights`, and every sample is tagged with the
+policy version that produced it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from counterpoint.rollout.records import Prompt, Sample
+
+VLLM_ENV = {
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine in this process: no spawned workers
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
+
+
+class RolloutEngine:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        max_model_len: int,
+        kv_cache_mib: int,
+        max_num_seqs: int,
+        seed: int,
+        cache_dir: str | Path,
+        dtype: str = "float32",
+    ):
+        for key, value in VLLM_ENV.items():
+            os.environ.setdefault(key, value)
+        os.environ.setdefault("VLLM_CACHE_ROOT", str(Path(cache_dir).expanduser() / "vllm"))
+        from vllm import LLM
+
+        started = time.time()
+        self.llm = LLM(
+            model=str(model_dir),
+            dtype=dtype,
+            enforce_eager=True,
+            kv_cache_memory_bytes=kv_cache_mib * 2**20,
+            max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs,
+            seed=seed,
+            disable_log_stats=True,
+        )
+        self.policy_version = 0
+        self.startup_s = time.time() - started
+        self.generate([Prompt("warmup", "warmup", "Hello")], samples_per_prompt=1, max_tokens=2, temperature=1.0)
+
+    def generate(
+        self,
+        prompts: list[Prompt],
+        *,
+        samples_per_prompt: int,
+        max_tokens: int,
+        temperature: float,
+    ) -> list[Sample]:
+        """`samples_per_prompt` responses per prompt, grouped by prompt in order.
+
+        temperature 0 decodes greedily (eval). Log-probs are those of the sampled tokens under
+        the engine's own (unscaled) distribution.
+        """
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            n=samples_per_prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            logprobs=0,
+        )
+        outputs = self.llm.generate([p.text for p in prompts], params, use_tqdm=False)
+        samples = []
+        for prompt, out in zip(prompts, outputs):
+            for completion in out.outputs:
+                ids = list(completion.token_ids)
+                logprobs = [lp[tok].logprob for lp, tok in zip(completion.logprobs, ids)]
+                samples.append(
+                    Sample(
+                        prompt=prompt,
+                        prompt_token_ids=list(out.prompt_token_ids),
+                        response_token_ids=ids,
+                        response_logprobs=logprobs,
+                        response_text=completion.text,
+                        finish_reason=str(completion.finish_reason),
+                        policy_version=self.policy_version,
+                    )
+                )
+        return samples
+
+    def update_weights(self, weights: dict, version: int) -> float:
+        """Load new weights in place (HF parameter names); returns the seconds it took."""
+        started = time.time()
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(weights.items())})
+        self.policy_version = version
+        return time.time() - started

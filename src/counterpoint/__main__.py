@@ -1,0 +1,5 @@
+import sys
+
+from counterpoint.cluster.cli import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""The code domain: seeded problems, demonstrations that pass, and sandboxed partial-credit scoring."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from counterpoint.rollout.records import Prompt
+from counterpoint.rollout.sandbox import SandboxLimits
+from counterpoint.rollout.tasks.base import TaskSource
+from counterpoint.rollout.tasks.code import CodeDomain, function_body
+
+DOMAIN = CodeDomain(SandboxLimits(cpu_seconds=1, wall_seconds=2.0))
+
+# "return x plus 3", with tests chosen so that ` x * 2` passes exactly one of them.
+PLUS_3 = Prompt(
+    domain="code",
+    prompt_id="code/test/0",
+    text="# return x plus 3\ndef f(x):\n    return",
+    reference={"entry": "f", "header": "def f(x):", "tests": [[[3], 6], [[0], 3], [[1], 4], [[5], 8]]},
+)
+
+
+def test_problems_are_deterministic_for_a_seed():
+    first = [DOMAIN.make(random.Random(7), f"code/train/{i}") for i in range(3)]
+    again = [DOMAIN.make(random.Random(7), f"code/train/{i}") for i in range(3)]
+    assert first == again
+    assert DOMAIN.make(random.Random(7), "a") != DOMAIN.make(random.Random(8), "a")
+
+
+def test_prompts_are_short_headers_ending_in_return_and_references_are_json():
+    for i in range(200):
+        prompt, demo = DOMAIN.make(random.Random(i), f"code/train/{i}")
+        assert len(prompt.text) < 80 and prompt.text.endswith("\n    return")
+        comment, header, _ = prompt.text.split("\n")
+        assert comment.startswith("# return ") and header == prompt.reference["header"]
+        assert demo.startswith(" ") and demo.endswith("\n")
+        assert len(prompt.reference["tests"]) == 4
+        assert json.loads(json.dumps(prompt.reference)) == prompt.reference
+
+
+def test_every_family_survives_the_held_out_eval_split():
+    # TaskSource drops train problems whose text is in the eval split; a family with few distinct
+    # texts would vanish from training.
+    source = TaskSource(DOMAIN, seed=0, eval_size=64)
+    batch = source.next_batch(400)
+    assert source.cursor < 600
+    instruction_words = {word for p, _ in batch for word in p.text.split("\n")[0].split()}
+    family_words = set("plus minus times larger smaller upper lower reversed repeated length sum first".split())
+    assert family_words <= instruction_words
+
+
+def test_demonstrations_score_full_marks():
+    for i in range(30):
+        prompt, demo = DOMAIN.make(random.Random(1000 + i), f"code/train/{i}")
+        [score] = DOMAIN.score_group(prompt, [demo])
+        assert (score.reward, score.correct) == (1.0, True), (prompt.text, demo, score)
+        assert score.info == {"passed": 4, "total": 4}
+
+
+def test_wrong_and_partly_right_answers():
+    right, partial, wrong = DOMAIN.score_group(PLUS_3, [" x + 3\n", " x * 2\n", " x + 4\n"])
+    assert (right.reward, right.correct) == (1.0, True)
+    assert (partial.reward, partial.correct, partial.info) == (0.25, False, {"passed": 1, "total": 4})
+    assert (wrong.reward, wrong.correct) == (0.0, False)
+
+
+def test_garbage_after_the_function_is_ignored():
+    [score] = DOMAIN.score_group(PLUS_3, [" x + 3\nprint('[false, false, false, false]')\nThe answer is 6!!\n\n  )"])
+    assert score.correct
+
+
+def test_garbage_scores_zero_with_a_reason():
+    responses = [" )(\n", " __import__('os')._exit(0)\n", " [i for i in iter(int, 1)]\n"]
+    syntax, crash, timeout = DOMAIN.score_group(PLUS_3, responses)
+    assert (syntax.reward, syntax.correct, syntax.info["error"]) == (0.0, False, "syntax_error")
+    assert (crash.reward, crash.info["error"]) == (0.0, "crash")
+    assert (timeout.reward, timeout.info["error"]) == (0.0, "timeout")
+
+
+def test_cheats_do_not_pass():
+    fake_verdict = " print('[true, true, true, true]')\n"
+    equal_to_anything = " type('A', (), {'__eq__': lambda s, o: True})()\n"
+    assert [s.reward for s in DOMAIN.score_group(PLUS_3, [fake_verdict, equal_to_anything])] == [0.0, 0.0]
+
+
+def test_function_body_keeps_the_return_line_and_indented_lines():
+    assert function_body(" x + 3\nprint(1)\n") == " x + 3\n"
+    assert function_body(" (x +\n        3)\n\n    junk\n") == " (x +\n        3)\n"

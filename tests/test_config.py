@@ -1,0 +1,75 @@
+"""Config validation: the shipped default parses; bad input names the field to fix."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from counterpoint.config import ConfigError, config_from_dict, load_config, resolved_json, split_by_weight
+
+
+def test_default_config_parses_and_round_trips():
+    cfg = load_config()
+    assert set(cfg.domains) == {"math", "code", "creative"}
+    again = config_from_dict(json.loads(resolved_json(cfg)))
+    assert again == cfg
+
+
+@pytest.mark.parametrize(
+    "override, field, hint",
+    [
+        ("learner.rankz=2", "learner.rankz", "unknown key"),
+        ("generation.samples_per_prompt=1", "generation.samples_per_prompt", "greater than or equal to 2"),
+        ("learner.learning_rate=fast", "learner.learning_rate", "valid number"),
+        ("domains.poetry={weight: 1}", "domains.poetry", "'math', 'code' or 'creative'"),
+        ("learner.zero_stage=5", "learner.zero_stage", "0, 1, 2 or 3"),
+        ("domains.math.weight=-1", "domains.math.weight", "greater than or equal to 0"),
+    ],
+)
+def test_bad_fields_are_named(override, field, hint):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=[override])
+    assert field in str(err.value) and hint in str(err.value)
+
+
+def test_cross_field_rules():
+    with pytest.raises(ConfigError, match="divisible by model.tiny.num_heads"):
+        load_config(overrides=["model.tiny.num_heads=3"])
+    with pytest.raises(ConfigError, match="at least one domain needs a weight above 0"):
+        load_config(overrides=[f"domains.{d}.weight=0" for d in ("math", "code", "creative")])
+    with pytest.raises(ConfigError, match="learner.ranks: more ranks than sequences"):
+        load_config(overrides=["generation.prompts_per_step=1", "generation.samples_per_prompt=2", "learner.ranks=3"])
+    with pytest.raises(ConfigError, match="model.path: required"):
+        load_config(overrides=["model.source=path"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_split_by_weight_sums_exactly():
+    assert split_by_weight(24, {"a": 1, "b": 1, "c": 1}) == {"a": 8, "b": 8, "c": 8}
+    shares = split_by_weight(10, {"a": 2, "b": 1, "c": 0})
+    assert sum(shares.values()) == 10 and shares["c"] == 0 and shares["a"] > shares["b"]
+
+
+def test_cli_bad_config_exits_nonzero_naming_the_field():
+    proc = subprocess.run(
+        [sys.executable, "-m", "counterpoint", "run", "--set", "learner.rankz=2"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "learner.rankz" in proc.stderr and "unknown key" in proc.stderr
+
+
+def test_cli_help_explains_itself():
+    top = subprocess.run([sys.executable, "-m", "counterpoint", "--help"], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([sys.executable, "-m", "counterpoint", "run", "--help"], capture_output=True, text=True, timeout=60)
+    assert top.returncode == 0 and "embedded Ray" in top.stdout and "run" in top.stdout
+    assert run.returncode == 0 and "metrics.jsonl" in run.stdout and "--set" in run.stdout
