@@ -85,16 +85,28 @@ def _run(config, quiet: bool) -> int:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("ray", "vllm", "deepspeed", "transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    import signal
+
     from counterpoint.cluster.launch import run_training
     from counterpoint.rollout.sandbox import SandboxUnavailable
 
+    # SIGTERM (a scheduler, `kill PID`) unwinds like Ctrl-C, so the run records the stop and
+    # shuts its own Ray cluster down instead of leaving processes behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         summary = run_training(config)
     except (SandboxUnavailable, FileNotFoundError) as err:
         print(f"counterpoint: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("counterpoint: interrupted; the run folder keeps everything up to the last step", file=sys.stderr)
+        return 130
     print(format_summary(summary))
     return 0
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def format_summary(summary: dict) -> str:

