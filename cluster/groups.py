@@ -14,7 +14,7 @@ import ray
 from counterpoint.rollout.engine import RolloutEngine
 from counterpoint.rollout.records import Prompt, Sample, ScoredSample
 from counterpoint.rollout.reward_worker import RewardWorker
-from counterpoint.trainer.batch import TrainBatch
+from counterpoint.trainer.batch import UpdatePlan
 from counterpoint.trainer.learner import Learner
 from counterpoint.trainer.metrics import merge_learner_sums
 
@@ -103,11 +103,14 @@ class RayLearnerGroup:
         infos = ray.get([r.setup.remote(address, port) for r in ranks])
         return cls(ranks, rollout), infos
 
-    def train_step(self, batch: TrainBatch) -> dict:
-        world = len(self.ranks)
-        tokens = float(batch.response_mask.sum())
-        results = ray.get([r.train_step.remote(batch.shard(i, world), tokens) for i, r in enumerate(self.ranks)])
-        return {"domains": merge_learner_sums(results), "grad_norm": results[0]["grad_norm"]}
+    @property
+    def world_size(self) -> int:
+        return len(self.ranks)
+
+    def train_step(self, plan: UpdatePlan, entropy_coefs) -> dict:
+        results = ray.get([r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs) for i, r in enumerate(self.ranks)])
+        return {"domains": merge_learner_sums(results), "grad_norm": results[0]["grad_norm"],
+                "optimizer_steps": results[0]["optimizer_steps"]}
 
     def sync_weights(self, version: int) -> float:
         refs = [r.export_weights.remote() for r in self.ranks]

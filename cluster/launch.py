@@ -13,6 +13,7 @@ from pathlib import Path
 
 from counterpoint.config import CounterpointConfig, resolved_json
 from counterpoint.rollout.tasks import TaskSource, build_domain
+from counterpoint.trainer.entropy_control import AdaptiveEntropyController, DomainEntropyCoefficients
 from counterpoint.trainer.loop import LoopSettings, RunParts, train
 from counterpoint.trainer.models import model_summary, resolve_model
 from counterpoint.trainer.run_folder import RunFolder
@@ -34,7 +35,10 @@ def loop_settings(cfg: CounterpointConfig) -> LoopSettings:
         samples_per_prompt=cfg.generation.samples_per_prompt,
         max_response_tokens=cfg.generation.max_response_tokens,
         temperature=cfg.generation.temperature,
-        advantage_epsilon=cfg.learner.advantage.epsilon,
+        advantage=cfg.learner.advantage.type,
+        advantage_params={"epsilon": cfg.learner.advantage.epsilon} if cfg.learner.advantage.type == "grpo" else {},
+        dynamic_sampling=cfg.learner.advantage.dynamic_sampling,
+        mini_batches=cfg.learner.mini_batches,
         eval_every_steps=cfg.run.eval_every_steps,
         seed=cfg.run.seed,
     )
@@ -92,7 +96,8 @@ def _create_parts(cfg: CounterpointConfig, model_dir: Path, ray_desc: str) -> tu
     rollout = RayRollout(engines)
     learner, infos = RayLearnerGroup.create(
         lcfg.ranks, rollout, loopback=cfg.cluster.address is None, model_dir=str(model_dir), cfg=lcfg,
-        micro_batches_per_step=_micro_batches(cfg), seed=cfg.run.seed, cache_dir=str(cache),
+        domains=list(cfg.domains), max_response_tokens=gen.max_response_tokens,
+        micro_batches=_micro_batches(cfg), seed=cfg.run.seed, cache_dir=str(cache),
     )
     ray.get([e.__ray_ready__.remote() for e in engines] + [w.__ray_ready__.remote() for p in pools.values() for w in p])
     sources = {d: TaskSource(build_domain(d, sandbox=cfg.code_sandbox), cfg.run.seed, dc.eval_prompts) for d, dc in cfg.domains.items()}
@@ -106,12 +111,25 @@ def _create_parts(cfg: CounterpointConfig, model_dir: Path, ray_desc: str) -> tu
         "rewards " + ", ".join(f"{d} x{len(p)}" for d, p in pools.items()) + (f" (bubblewrap {_bwrap_version()})" if "code" in pools else ""),
         f"model {model_summary(model_dir)}",
     ]
-    return RunParts(sources, rollout, RayRewards(pools), learner, tokenizer.pad_token_id), components
+    parts = RunParts(sources, rollout, RayRewards(pools), learner, tokenizer.pad_token_id, entropy_coefficients(cfg))
+    return parts, components
+
+
+def entropy_coefficients(cfg: CounterpointConfig) -> DomainEntropyCoefficients:
+    fixed, adaptive = {}, {}
+    for d in cfg.domains:
+        e = cfg.learner.entropy_for(d)
+        if e.adaptive:
+            adaptive[d] = AdaptiveEntropyController(e.target, step_size=e.step_size, max_coef=e.max_coef)
+        else:
+            fixed[d] = e.coef
+    return DomainEntropyCoefficients(fixed, adaptive)
 
 
 def _micro_batches(cfg: CounterpointConfig) -> int:
+    """Forward/backward passes per optimizer step on one rank (the largest shard decides)."""
     sequences = cfg.generation.prompts_per_step * cfg.generation.samples_per_prompt
-    per_rank = -(-sequences // cfg.learner.ranks)
+    per_rank = -(-sequences // (cfg.learner.ranks * cfg.learner.mini_batches))
     return max(1, -(-per_rank // cfg.learner.micro_batch_sequences))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from counterpoint.rollout.records import ScoredSample
-from counterpoint.trainer.advantages import grpo_advantages
+from counterpoint.trainer.advantages import compute_advantages, informative_groups
 
 
 @dataclass
@@ -61,15 +61,36 @@ def group_by_prompt(scored: list[ScoredSample]) -> list[list[ScoredSample]]:
     return list(groups.values())
 
 
-def build_batch(scored: list[ScoredSample], pad_id: int, epsilon: float = 1e-6) -> tuple[TrainBatch, list[ScoredSample], torch.Tensor]:
-    """Returns the batch, the samples in batch row order and their advantages (B,)."""
+def build_batch(
+    scored: list[ScoredSample],
+    pad_id: int,
+    advantage: str = "grpo",
+    *,
+    drop_uninformative: bool = False,
+    **advantage_params: float,
+) -> tuple[TrainBatch, list[ScoredSample], torch.Tensor]:
+    """Returns the batch, the samples in batch row order and their advantages (B,).
+
+    `advantage` names an estimator in `advantages.ADVANTAGES`. `drop_uninformative` is DAPO's
+    dynamic-sampling filter: groups whose rewards are all equal (zero advantage) are left out
+    (the returned rows and advantages still cover every sample, for metrics).
+    """
     groups = group_by_prompt(scored)
     sizes = {len(g) for g in groups}
     if len(sizes) != 1:
         raise ValueError(f"every prompt group must have the same size, got sizes {sorted(sizes)}")
     rewards = torch.tensor([[s.score.reward for s in g] for g in groups], dtype=torch.float32)
-    advantages = grpo_advantages(rewards, epsilon).reshape(-1)
+    advantages = compute_advantages(advantage, rewards, **advantage_params).reshape(-1)
     rows = [s for g in groups for s in g]
+    batch = _layout(rows, advantages, pad_id)
+    if drop_uninformative:
+        keep = informative_groups(rewards).repeat_interleave(rewards.shape[1])
+        if bool(keep.any()):
+            batch = batch.select(torch.nonzero(keep).flatten())
+    return batch, rows, advantages
+
+
+def _layout(rows: list[ScoredSample], advantages: torch.Tensor, pad_id: int) -> TrainBatch:
     domains = sorted({s.domain for s in rows})
     width = max(len(s.sample.prompt_token_ids) + len(s.sample.response_token_ids) for s in rows)
     n = len(rows)
@@ -84,5 +105,28 @@ def build_batch(scored: list[ScoredSample], pad_id: int, epsilon: float = 1e-6) 
         response_mask[i, len(p) - 1 : len(p) + len(r) - 1] = 1.0
         engine_lp[i, len(p) - 1 : len(p) + len(r) - 1] = torch.tensor(s.sample.response_logprobs)
     domain_ids = torch.tensor([domains.index(s.domain) for s in rows], dtype=torch.long)
-    batch = TrainBatch(input_ids, attention, response_mask, advantages, engine_lp, domain_ids, domains)
-    return batch, rows, advantages
+    return TrainBatch(input_ids, attention, response_mask, advantages, engine_lp, domain_ids, domains)
+
+
+
+@dataclass
+class UpdatePlan:
+    """How one rollout batch is cut for the learner: `mini_batches` optimizer steps per epoch,
+    each mini-batch sharded over the ranks, with the mini-batch's global counts per domain."""
+
+    shards: list[list[TrainBatch]]
+    """shards[rank][k]: rank's rows of mini-batch k."""
+    counts: list[tuple[torch.Tensor, torch.Tensor]]
+    """counts[k]: (tokens (D,), sequences (D,)) of mini-batch k over every rank."""
+
+
+def plan_update(batch: TrainBatch, mini_batches: int, world_size: int) -> UpdatePlan:
+    """Rows k, k+K, ... form mini-batch k (interleaved, so each holds every domain); each
+    mini-batch is sharded over ranks the same way. A shard may be empty (a small filtered
+    batch); its rank still joins the step with a zero loss."""
+    from counterpoint.trainer.aggregation import counts_per_domain
+
+    minis = [batch.select(list(range(k, len(batch), mini_batches))) for k in range(mini_batches)]
+    counts = [counts_per_domain(m.response_mask, m.domain_ids, len(batch.domains)) for m in minis]
+    shards = [[m.shard(r, world_size) for m in minis] for r in range(world_size)]
+    return UpdatePlan(shards, [(t.float(), s.float()) for t, s in counts])

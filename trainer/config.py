@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
@@ -38,17 +38,80 @@ class ModelConfig(Section):
 
 
 class AdvantageConfig(Section):
-    type: Literal["grpo"] = "grpo"
+    type: Literal["grpo", "dr_grpo", "rloo"] = "grpo"
+    """GRPO (standardised within the group), Dr. GRPO (no std division) or RLOO (leave-one-out)."""
     epsilon: float = Field(1e-6, gt=0.0)
-    """Added to the group std before dividing."""
+    """GRPO only: added to the group std before dividing."""
+    dynamic_sampling: bool = False
+    """DAPO: drop groups whose rewards are all equal (they carry no policy gradient) before the
+    update, so the loss normalises over informative tokens only."""
 
 
-class LossConfig(Section):
+class PPOClipLoss(Section):
+    """PPO-clip with clip-higher (DAPO, arXiv 2503.14476) and an optional dual clip."""
+
     type: Literal["ppo_clip"] = "ppo_clip"
-    clip_low: float = Field(0.2, gt=0.0, lt=1.0)
+    clip_low: float = Field(0.2, gt=0.0, le=1.0)
     clip_high: float = Field(0.28, gt=0.0)
-    """Clip-higher upper bound (DAPO, arXiv 2503.14476)."""
-    aggregation: Literal["token-mean"] = "token-mean"
+    dual_clip: float | None = Field(None, gt=1.0)
+    """Cap the loss of A < 0 tokens at -A * c (c = 3..10); None: off."""
+
+
+class GPPOLoss(Section):
+    """GPPO (Klear-Reasoner, arXiv 2508.07629): PPO's value, bounded gradients on clipped tokens."""
+
+    type: Literal["gppo"] = "gppo"
+    clip_low: float = Field(0.2, gt=0.0, le=1.0)
+    clip_high: float = Field(0.28, gt=0.0)
+    dual_clip: float | None = Field(10.0, gt=1.0)
+
+
+class ClipCovLoss(Section):
+    """Clip-Cov (arXiv 2505.22617): cut the gradient of a few random high-covariance tokens."""
+
+    type: Literal["clip_cov"] = "clip_cov"
+    select_fraction: float = Field(0.02, gt=0.0, le=1.0)
+    """Fraction of valid tokens cut (published 2e-4 at 1e5-1e6 tokens a batch; a few percent
+    at this project's ~1e3)."""
+    cov_low: float = 0.0
+    """Candidates need Cov > cov_low (published 1; toy-scale Cov values are far smaller)."""
+    cov_high: float = 5.0
+    clip_low: float = Field(1.0, gt=0.0, le=1.0)
+    """Ratio clip [1 - clip_low, 1 + clip_high]; published [0, 2], i.e. effectively off."""
+    clip_high: float = Field(1.0, gt=0.0)
+
+
+class KLCovLoss(Section):
+    """KL-Cov (arXiv 2505.22617): |logp - logp_old| penalty on the top-covariance tokens."""
+
+    type: Literal["kl_cov"] = "kl_cov"
+    select_fraction: float = Field(0.02, gt=0.0, le=1.0)
+    """kappa as a plain fraction (the original code takes percent); published 2e-3 (7B)."""
+    kl_coef: float = Field(1.0, ge=0.0)
+
+
+PolicyLoss = Annotated[Union[PPOClipLoss, GPPOLoss, ClipCovLoss, KLCovLoss], Field(discriminator="type")]
+
+
+class EntropyControl(Section):
+    """An entropy bonus, fixed or adaptive (Skywork-OR1, arXiv 2505.22312)."""
+
+    coef: float = Field(0.0, ge=0.0)
+    """Fixed bonus coefficient alpha in L = L_pg - alpha * agg(H); 1e-2 made entropy explode in
+    the published ablation. Ignored when `adaptive` is on."""
+    adaptive: bool = False
+    """Adapt alpha per step toward `target`: up by `step_size` while entropy < target, down
+    otherwise, clamped to [0, max_coef]; the bonus applies only while entropy < target."""
+    target: float = Field(0.2, ge=0.0)
+    step_size: float = Field(1e-4, gt=0.0)
+    max_coef: float = Field(5e-3, ge=0.0)
+
+
+class DomainLearnerOverride(Section):
+    """What one domain changes from the learner's defaults; anything unset is inherited."""
+
+    loss: PolicyLoss | None = None
+    entropy: EntropyControl | None = None
 
 
 class LearnerConfig(Section):
@@ -61,5 +124,33 @@ class LearnerConfig(Section):
     dtype: Literal["float32", "bfloat16"] = "float32"
     micro_batch_sequences: int = Field(64, ge=1)
     """Sequences per forward/backward pass on one rank (gradients accumulate over passes)."""
+    mini_batches: int = Field(1, ge=1)
+    """Optimizer steps per epoch over one rollout batch (KL-Cov needs >= 2 to act)."""
+    epochs: int = Field(1, ge=1)
+    """Passes over each rollout batch."""
+    logp_old: Literal["recompute", "engine"] = "recompute"
+    """Where the PPO ratio's old log-probs come from: "recompute" (the learner's own forward
+    before any update: exact; free with one mini-batch and one epoch) or "engine" (the rollout
+    engine's, which folds the training-inference mismatch into the ratio)."""
+    reference_kl_coef: float = Field(0.0, ge=0.0)
+    """k3 KL to the initial policy, weighted by this; 0 skips the reference model entirely."""
     advantage: AdvantageConfig = AdvantageConfig()
-    loss: LossConfig = LossConfig()
+    loss: PolicyLoss = PPOClipLoss()
+    """The default policy loss, discriminated by `type`: ppo_clip, gppo, clip_cov, kl_cov."""
+    entropy: EntropyControl = EntropyControl()
+    aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"] = "token-mean"
+    """How token losses reduce to a scalar (RESEARCH.md section 1), within each domain when
+    `domain_normalisation` is on."""
+    domain_normalisation: bool = True
+    """Aggregate each domain on its own and give domains equal weight, so a domain's share of the
+    gradient is not its share of tokens; off: one aggregate over the mixed batch."""
+    per_domain: dict[str, DomainLearnerOverride] = Field(default_factory=dict)
+    """Per-domain loss or entropy control, e.g. {creative: {loss: {type: kl_cov}}}."""
+
+    def loss_for(self, domain: str):
+        override = self.per_domain.get(domain)
+        return override.loss if override and override.loss else self.loss
+
+    def entropy_for(self, domain: str) -> EntropyControl:
+        override = self.per_domain.get(domain)
+        return override.entropy if override and override.entropy else self.entropy

@@ -1,9 +1,10 @@
 """One learner rank: a DeepSpeed engine over the policy, stepping on its shard of each batch.
 
 A plain class: the cluster layer wraps it in a Ray actor (one per rank, rank 0 gives the master
-address); a test may build a single rank directly. All ranks run `train_step` together with
-their own shard; DeepSpeed averages gradients over ranks, so each rank scales its loss by the
-world size over the global token count and the sum equals the token mean of the global batch.
+address); a test may build a single rank directly. All ranks run `train_step` together, each on
+its own shards of the same mini-batches; the objective (`objective.py`) is normalised by global
+counts and DeepSpeed averages gradients over ranks, so each rank multiplies its loss by the
+world size and the update is that of the global batch.
 """
 
 from __future__ import annotations
@@ -17,18 +18,30 @@ import torch
 from counterpoint.trainer.batch import TrainBatch
 from counterpoint.trainer.deepspeed_compat import prepare_deepspeed
 from counterpoint.trainer.entropy import logprobs_and_entropy
-from counterpoint.trainer.losses import ppo_clip_loss
+from counterpoint.trainer.objective import DomainLoss, ObjectiveSettings, merge_sums, objective
 
-DOMAIN_SUMS = ("tokens", "entropy_sum", "clipped_sum", "mismatch_sum", "mismatch_max", "loss_sum")
+
+def objective_settings(cfg, domains: list[str], max_response_tokens: int) -> ObjectiveSettings:
+    """The learner config's per-domain losses as explicit names and scalars."""
+    losses = {}
+    for d in domains:
+        spec = cfg.loss_for(d).model_dump()
+        losses[d] = DomainLoss(spec.pop("type"), spec)
+    return ObjectiveSettings(losses, cfg.aggregation, cfg.domain_normalisation, float(max_response_tokens), cfg.reference_kl_coef)
 
 
 class Learner:
-    def __init__(self, rank: int, world_size: int, model_dir: str | Path, cfg, *, micro_batches_per_step: int, seed: int, cache_dir: str | Path, threads: int = 1):
+    def __init__(self, rank: int, world_size: int, model_dir: str | Path, cfg, *, domains: list[str],
+                 max_response_tokens: int, micro_batches: int, seed: int, cache_dir: str | Path, threads: int = 1):
         self.rank, self.world_size = rank, world_size
         self.model_dir, self.cfg = str(model_dir), cfg
-        self.micro_batches = micro_batches_per_step
+        self.settings = objective_settings(cfg, domains, max_response_tokens)
+        self.micro_batches = micro_batches
+        """Forward/backward passes per optimizer step (DeepSpeed's gradient accumulation)."""
         self.seed, self.cache_dir, self.threads = seed, cache_dir, threads
+        self.generator = torch.Generator().manual_seed(seed * 1000 + rank)  # Clip-Cov's choices
         self.engine = None
+        self.reference = None
 
     def setup(self, master_addr: str, master_port: int) -> dict:
         """Join the process group and build the DeepSpeed engine; every rank calls this at once."""
@@ -42,6 +55,9 @@ class Learner:
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+        if self.cfg.reference_kl_coef > 0:
+            self.reference = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32).eval()
+            self.reference.requires_grad_(False)
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
         ds_config = {
             "train_micro_batch_size_per_gpu": self.cfg.micro_batch_sequences,
@@ -56,74 +72,81 @@ class Learner:
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
         return {"rank": self.rank, "deepspeed": deepspeed.__version__, "setup_s": round(time.time() - started, 2)}
 
-    def train_step(self, shard: TrainBatch, global_tokens: float) -> dict:
-        """One optimizer step over this rank's shard; returns per-domain sums and the grad norm.
+    def _forward(self, model, mb: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits[:, :-1]
+        return logprobs_and_entropy(logits, mb.input_ids[:, 1:])
 
-        Uses one mini-batch per rollout, so `logp_old` is the detached `logp` of this very forward:
-        exact (no training-inference mismatch enters the ratio) and free.
-        """
-        cfg = self.cfg.loss
-        sums = {d: dict.fromkeys(DOMAIN_SUMS, 0.0) for d in shard.domains}
-        chunks = torch.arange(len(shard)).tensor_split(self.micro_batches)
-        for rows in chunks:
-            mb = shard.select(rows) if len(rows) else None
-            if mb is None:  # an empty micro-batch still joins the gradient all-reduce
-                loss = sum(p.sum() for p in self.engine.module.parameters()) * 0.0
-                self.engine.backward(loss, scale_wrt_gas=False)
-                self.engine.step()
-                continue
-            logits = self.engine(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits[:, :-1]
-            logp, entropy = logprobs_and_entropy(logits, mb.input_ids[:, 1:])
-            adv = mb.advantages[:, None].expand_as(logp)
-            out = ppo_clip_loss(logp, logp.detach(), adv, cfg.clip_low, cfg.clip_high)
-            mask = mb.response_mask
-            loss = (out.loss * mask).sum() * (self.world_size / max(global_tokens, 1.0))
-            self.engine.backward(loss, scale_wrt_gas=False)
+    @torch.no_grad()
+    def _old_logprobs(self, minis: list[TrainBatch]) -> list[torch.Tensor | None]:
+        """logp_old per mini-batch. None means "the detached logp of the update's own forward",
+        exact and free when there is one optimizer step per rollout."""
+        if self.cfg.logp_old == "engine":
+            return [m.engine_logprobs for m in minis]
+        if self.cfg.mini_batches * self.cfg.epochs == 1:
+            return [None] * len(minis)
+        return [self._forward(self.engine.module, m)[0] if len(m) else m.engine_logprobs for m in minis]
+
+    def train_step(self, minis: list[TrainBatch], counts: list[tuple[torch.Tensor, torch.Tensor]], entropy_coefs: torch.Tensor) -> dict:
+        """`epochs` passes over this rank's shards of the step's mini-batches, one optimizer step
+        per mini-batch. Returns per-domain metric sums (first epoch) and the last grad norm."""
+        old = self._old_logprobs(minis)
+        sums: dict[str, dict[str, float]] = {}
+        grad_norms = []
+        for epoch in range(self.cfg.epochs):
+            for k, mini in enumerate(minis):
+                for rows in torch.arange(len(mini)).tensor_split(self.micro_batches):
+                    part = self._micro_step(mini, rows, old[k], counts[k], entropy_coefs)
+                    if epoch == 0:
+                        merge_sums(sums, part)
+                norm = self.engine.get_global_grad_norm()
+                grad_norms.append(float(norm) if norm is not None else float("nan"))
+        return {"domains": sums, "grad_norm": grad_norms[-1] if grad_norms else None, "optimizer_steps": len(grad_norms)}
+
+    def _micro_step(self, mini: TrainBatch, rows: torch.Tensor, old: torch.Tensor | None, counts, entropy_coefs) -> dict:
+        if len(rows) == 0:  # an empty shard still joins the gradient all-reduce
+            zero = sum(p.sum() for p in self.engine.module.parameters()) * 0.0
+            self.engine.backward(zero, scale_wrt_gas=False)
             self.engine.step()
-            self._accumulate(sums, mb, mask, entropy.detach(), out, logp.detach())
-        grad_norm = self.engine.get_global_grad_norm()
-        return {"domains": sums, "grad_norm": float(grad_norm) if grad_norm is not None else None}
-
-    @staticmethod
-    def _accumulate(sums, mb: TrainBatch, mask, entropy, out, logp) -> None:
-        mismatch = (logp - mb.engine_logprobs).abs() * mask
-        for i, name in enumerate(mb.domains):
-            rows = mb.domain_ids == i
-            if not rows.any():
-                continue
-            m = mask[rows]
-            s = sums[name]
-            s["tokens"] += float(m.sum())
-            s["entropy_sum"] += float((entropy[rows] * m).sum())
-            s["clipped_sum"] += float((out.clipped[rows].float() * m).sum())
-            s["mismatch_sum"] += float(mismatch[rows].sum())
-            s["mismatch_max"] = max(s["mismatch_max"], float(mismatch[rows].max()))
-            s["loss_sum"] += float((out.loss[rows].detach() * m).sum())
+            return {}
+        mb = mini.select(rows)
+        logp, entropy = self._forward(self.engine, mb)
+        logp_old = logp.detach() if old is None else old[rows][:, : logp.shape[1]]
+        logp_ref = None
+        if self.reference is not None:
+            with torch.no_grad():
+                logp_ref = self._forward(self.reference, mb)[0]
+        loss, sums = objective(logp, entropy, mb, logp_old, settings=self.settings, counts=counts,
+                               entropy_coefs=entropy_coefs, generator=self.generator, logp_ref=logp_ref)
+        self.engine.backward(loss * self.world_size, scale_wrt_gas=False)  # DeepSpeed averages ranks
+        self.engine.step()
+        return sums
 
     def export_weights(self) -> dict | None:
         """Full weights with HF names on rank 0 (None elsewhere); every rank must call it."""
-        params = list(self.engine.module.parameters())
+        module = self.engine.module
         if self.cfg.zero_stage == 3:
             import deepspeed
 
-            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-                state = {k: v.detach().float().clone() for k, v in self.engine.module.state_dict().items()}
+            with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+                state = {k: v.detach().float().clone() for k, v in module.state_dict().items()}
         else:
-            state = {k: v.detach().float().clone() for k, v in self.engine.module.state_dict().items()}
+            state = {k: v.detach().float().clone() for k, v in module.state_dict().items()}
         return state if self.rank == 0 else None
 
     def save_checkpoint(self, directory: str | Path, client_state: dict) -> None:
-        """DeepSpeed checkpoint (weights, optimizer, scheduler) plus `client_state`; all ranks call."""
+        """DeepSpeed checkpoint (weights, optimizer) plus `client_state`; every rank calls it."""
+        client_state = {**client_state, "clip_cov_generator": self.generator.get_state()}
         self.engine.save_checkpoint(str(directory), tag="learner", client_state=client_state)
 
     def load_checkpoint(self, directory: str | Path) -> dict:
         _, client_state = self.engine.load_checkpoint(str(directory), tag="learner")
-        return client_state or {}
+        client_state = client_state or {}
+        if "clip_cov_generator" in client_state:
+            self.generator.set_state(client_state["clip_cov_generator"])
+        return client_state
 
     def save_hf_model(self, directory: str | Path) -> None:
-        """Rank 0 writes the policy as a Hugging Face model folder (loadable anywhere)."""
+        """Rank 0 writes the policy as a Hugging Face model folder; every rank calls it."""
+        state = self.export_weights()
         if self.rank == 0:
-            state = self.export_weights()
             self.engine.module.save_pretrained(str(directory), state_dict=state, safe_serialization=True)
-        else:
-            self.export_weights()

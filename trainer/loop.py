@@ -15,7 +15,8 @@ import torch
 
 from counterpoint.rollout.records import Prompt, Sample, ScoredSample
 from counterpoint.rollout.tasks import TaskSource
-from counterpoint.trainer.batch import TrainBatch, build_batch
+from counterpoint.trainer.batch import UpdatePlan, build_batch, plan_update
+from counterpoint.trainer.entropy_control import DomainEntropyCoefficients
 from counterpoint.trainer.metrics import PhaseTimer, sample_metrics
 from counterpoint.trainer.run_folder import RunFolder
 
@@ -33,8 +34,12 @@ class RewardClient(Protocol):
 
 
 class LearnerClient(Protocol):
-    def train_step(self, batch: TrainBatch) -> dict:
-        """One optimizer step; returns {"domains": {d: metrics}, "grad_norm": float}."""
+    world_size: int
+
+    def train_step(self, plan: UpdatePlan, entropy_coefs: torch.Tensor) -> dict:
+        """The update on one rollout batch; returns {"domains": {d: metrics}, "grad_norm": float}.
+
+        `entropy_coefs` (D,): each batch domain's entropy-bonus coefficient."""
         ...
 
     def sync_weights(self, version: int) -> float:
@@ -53,6 +58,7 @@ class RunParts:
     rewards: RewardClient
     learner: LearnerClient
     pad_token_id: int
+    entropy: DomainEntropyCoefficients
 
 
 @dataclass
@@ -64,7 +70,10 @@ class LoopSettings:
     samples_per_prompt: int
     max_response_tokens: int
     temperature: float
-    advantage_epsilon: float
+    advantage: str
+    advantage_params: dict
+    dynamic_sampling: bool
+    mini_batches: int
     eval_every_steps: int
     seed: int
 
@@ -101,16 +110,21 @@ def train_step(settings: LoopSettings, parts: RunParts, step: int, policy_versio
     with timer("score"):
         scored, reward_seconds = parts.rewards.score(samples)
     with timer("advantages"):
-        batch, rows, advantages = build_batch(scored, parts.pad_token_id, settings.advantage_epsilon)
+        batch, rows, advantages = build_batch(scored, parts.pad_token_id, settings.advantage,
+                                              drop_uninformative=settings.dynamic_sampling, **settings.advantage_params)
+        plan = plan_update(batch, settings.mini_batches, parts.learner.world_size)
+        coefs = parts.entropy.coefs(batch.domains)
     with timer("update"):
-        learned = parts.learner.train_step(batch)
+        learned = parts.learner.train_step(plan, coefs)
     with timer("sync"):
         policy_version += 1
         sync_seconds = parts.learner.sync_weights(policy_version)
     domains = sample_metrics(rows, advantages)
     for domain, m in domains.items():
         m.update(learned["domains"].get(domain, {}))
+        m.update(parts.entropy.metrics(domain))  # the coefficient this step used
         m["reward_seconds"] = round(reward_seconds.get(domain, 0.0), 4)
+    parts.entropy.update({d: m["entropy_mean"] for d, m in domains.items() if "entropy_mean" in m})
     return {
         "kind": "train",
         "step": step + 1,
@@ -118,6 +132,8 @@ def train_step(settings: LoopSettings, parts: RunParts, step: int, policy_versio
         "rollout_policy_version": min(s.policy_version for s in samples),
         "domains": domains,
         "grad_norm": learned.get("grad_norm"),
+        "optimizer_steps": learned.get("optimizer_steps"),
+        "sequences_trained": len(batch),
         "seconds": {**timer.seconds, "engine_weight_load": round(sync_seconds, 4), "step": round(sum(timer.seconds.values()), 4)},
         "samples_per_second": round(len(samples) / max(sum(timer.seconds.values()), 1e-9), 2),
     }
@@ -159,6 +175,7 @@ def driver_state(settings: LoopSettings, parts: RunParts, step: int, policy_vers
         "step": step,
         "policy_version": policy_version,
         "task_cursors": {d: s.state_dict() for d, s in parts.sources.items()},
+        "entropy_controllers": parts.entropy.state_dict(),
         "python_rng": repr(random.getstate()),
         "torch_rng": torch.get_rng_state().tolist(),
     }

@@ -54,20 +54,25 @@ def sample_metrics(rows: list[ScoredSample], advantages: torch.Tensor | None = N
 
 
 def merge_learner_sums(per_rank: list[dict]) -> dict:
-    """Combine every rank's per-domain sums into per-domain means."""
-    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    """Combine every rank's per-domain sums (`objective.SUM_KEYS`) into per-domain figures."""
+    from counterpoint.trainer.objective import merge_sums
+
+    totals: dict[str, dict[str, float]] = {}
     for result in per_rank:
-        for domain, sums in result["domains"].items():
-            t = totals[domain]
-            for key, value in sums.items():
-                t[key] = max(t[key], value) if key.endswith("_max") else t[key] + value
+        merge_sums(totals, result["domains"])
     out = {}
     for domain, t in totals.items():
         n = max(t["tokens"], 1.0)
         out[domain] = {
             "tokens": int(t["tokens"]),
             "entropy_mean": t["entropy_sum"] / n,
+            "cov_logp_adv_mean": t["cov_sum"] / n,
             "clip_fraction": t["clipped_sum"] / n,
+            "dual_clip_fraction": t["dual_clipped_sum"] / n,
+            "cov_selected_tokens": int(t["selected_sum"]),
+            "gppo_preserved_tokens": int(t["preserved_sum"]),
+            "kl_old": t["kl_old_sum"] / n,
+            "kl_ref": t["ref_kl_sum"] / n,
             "logprob_mismatch_mean": t["mismatch_sum"] / n,
             "logprob_mismatch_max": t["mismatch_max"],
             "loss_token_mean": t["loss_sum"] / n,

@@ -60,6 +60,9 @@ class CounterpointConfig(Section):
                 f"model.tiny.hidden_size ({tiny.hidden_size}) must be divisible by "
                 f"model.tiny.num_heads ({tiny.num_heads})"
             )
+        for name in self.learner.per_domain:
+            if name not in self.domains:
+                raise ValueError(f"learner.per_domain.{name}: not a configured domain (domains: {', '.join(self.domains)})")
         sequences = self.prompts_per_domain()
         if sum(sequences.values()) * self.generation.samples_per_prompt < self.learner.ranks:
             raise ValueError(
