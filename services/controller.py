@@ -1,0 +1,320 @@
+"""The schedule controller: one run's live curriculum, persisted in its run folder.
+
+The driver calls `next_plan(step)` at each step boundary (which records the schedule version the
+step used) and `report(step, metrics)` after the step; operators read and change the schedule
+through the REST API, which calls the other methods. Everything is kept in
+`<run_dir>/controller.json`, rewritten atomically (temp file, fsync, rename) after every change,
+and restored when a controller is constructed on the same folder again. Per-step metrics go to
+`<run_dir>/controller_metrics.jsonl`, one line per report.
+
+A plain class: the cluster layer wraps it in a named Ray actor. It is thread-safe (a lock), and
+several processes may open the same folder (a local `counterpoint serve` beside a training run):
+an advisory file lock serialises them and each reloads the file when another process changed it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import math
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from counterpoint.trainer.curriculum import ScheduleState
+from counterpoint.trainer.curriculum_stages import ScheduleError, Stage, StepPlan
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "controller.json"
+METRICS_FILE = "controller_metrics.jsonl"
+LOCK_FILE = ".controller.lock"
+MAX_METRICS_RECORDS = 10_000
+"""The most metric records one `metrics()` call returns."""
+
+
+class ControllerStateError(RuntimeError):
+    """controller.json exists but cannot be read back (HTTP 503): the run's state needs a person."""
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write `data` as JSON so a reader sees the old file or the new one, never half of one,
+    and a crash after return cannot lose it (fsync of the file and of its folder)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, allow_nan=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ScheduleController:
+    """One run's schedule, its version history and audit log, the version each step applied,
+    and the metrics the driver reported."""
+
+    def __init__(self, run_dir: str | Path, initial_stages: Sequence[Stage | Mapping] | None = None, *,
+                 domains: Sequence[str] | None = None, author: str = "system", reason: str = "initial schedule",
+                 clock: Callable[[], float] = time.time):
+        """Restore the state in `run_dir`, or start one from `initial_stages` if there is none
+        (`initial_stages` is ignored when state exists: the persisted schedule wins)."""
+        self.run_dir = Path(run_dir)
+        self.run_id = self.run_dir.name
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._signature: str | None = None
+        self._metrics: dict[int, dict] = {}
+        self._metrics_offset = 0
+        if not (self.run_dir / STATE_FILE).exists():
+            if initial_stages is None:
+                raise FileNotFoundError(f"{self.run_dir / STATE_FILE}: no controller state here; give an initial schedule")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            schedule = ScheduleState(initial_stages, domains=domains, author=author, reason=reason, clock=clock)
+            with self._locked(refresh=False):
+                if not (self.run_dir / STATE_FILE).exists():  # another process may have won the race
+                    self.schedule, self.applied, self.last_plan = schedule, [], None
+                    self._save()
+        with self._locked():
+            pass  # loads the persisted state and metrics
+
+    # --- reads ---
+
+    def status(self) -> dict:
+        """Step, stage, latest and applied schedule version, run status."""
+        with self._locked():
+            return self._status()
+
+    def get_schedule(self, version: int | None = None) -> dict:
+        """The schedule now, or as it was at `version`, with each stage's progress."""
+        with self._locked():
+            return self._view(version)
+
+    def audit(self, since: int = 0) -> list[dict]:
+        """Audit entries of versions after `since`, oldest first."""
+        with self._locked():
+            return [e.model_dump(mode="json") for e in self.schedule.audit(since)]
+
+    def metrics(self, since_step: int = 0, limit: int = MAX_METRICS_RECORDS) -> list[dict]:
+        """Reported step metrics with step > `since_step`, by step, at most `limit` records."""
+        with self._locked():
+            steps = sorted(s for s in self._metrics if s > since_step)[: max(0, min(limit, MAX_METRICS_RECORDS))]
+            return [self._metrics[s] for s in steps]
+
+    def applied_version(self, step: int) -> int | None:
+        """The schedule version step `step` was planned with (None if it never was)."""
+        with self._locked():
+            return self._applied_at(step)[0]
+
+    # --- operator writes: each returns the schedule view after the change ---
+
+    def replace_schedule(self, base_version: int, stages: Sequence[Stage | Mapping], *, author: str, reason: str = "",
+                         allow_stage_changes: bool = False) -> dict:
+        return self._mutate(lambda s: s.replace_stages(stages, author=author, reason=reason, base_version=base_version,
+                                                       allow_stage_changes=allow_stage_changes))
+
+    def pause(self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None) -> dict:
+        return self._mutate(lambda s: s.pause(stage, author=author, reason=reason, base_version=base_version))
+
+    def resume(self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None) -> dict:
+        return self._mutate(lambda s: s.resume(stage, author=author, reason=reason, base_version=base_version))
+
+    def set_domain(self, stage: str, domain: str, *, author: str, reason: str = "", weight: float | None = None,
+                   entropy_target: float | None = None, clear_entropy_target: bool = False,
+                   base_version: int | None = None) -> dict:
+        return self._mutate(lambda s: s.set_domain(stage, domain, author=author, reason=reason, weight=weight,
+                                                   entropy_target=entropy_target, clear_entropy_target=clear_entropy_target,
+                                                   base_version=base_version))
+
+    def advance(self, *, author: str, reason: str = "", base_version: int | None = None) -> dict:
+        return self._mutate(lambda s: s.advance(author=author, reason=reason, base_version=base_version))
+
+    def finish(self, *, author: str = "driver", reason: str = "") -> dict:
+        """Mark the run finished (idempotent); every later change is refused with a conflict."""
+        return self._mutate(lambda s: s.finish(author=author, reason=reason))
+
+    # --- the driver ---
+
+    def next_plan(self, step: int) -> StepPlan:
+        """The plan for `step`, taken at the step boundary; records the version it applies."""
+        with self._locked():
+            plan = self.schedule.plan(step)
+            last = (plan.version, step, plan.status)
+            changed = self.last_plan != list(last)
+            self.last_plan = list(last)
+            if plan.status == "train":
+                changed |= self._record_applied(step, plan.version, plan.stage)
+            if changed:
+                self._save()
+            return plan
+
+    def report(self, step: int, per_domain_metrics: Mapping[str, Mapping[str, Any]]) -> None:
+        """The metrics of a trained step, per domain; stored, and given to the stage's advance rule."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ScheduleError("step", f"must be an integer >= 0, got {step!r}")
+        if not isinstance(per_domain_metrics, Mapping) or not all(isinstance(m, Mapping) for m in per_domain_metrics.values()):
+            raise ScheduleError("metrics", "must map each domain to a dict of its metrics")
+        domains = {str(d): _clean(m) for d, m in per_domain_metrics.items()}
+        with self._locked():
+            version, stage = self._applied_at(step)
+            record = {"step": step, "schedule_version": version, "stage": stage, "time": self._clock(), "domains": domains}
+            with open(self.run_dir / METRICS_FILE, "a") as f:
+                f.write(json.dumps(record, allow_nan=False) + "\n")
+            self._metrics[step] = record
+            self._metrics_offset = (self.run_dir / METRICS_FILE).stat().st_size
+            entry = self.schedule.observe(step, domains)
+            if entry is not None:
+                log.info("run %s: %s (version %d)", self.run_id, entry.reason, entry.version)
+            self._save()
+
+    # --- internals ---
+
+    @contextmanager
+    def _locked(self, refresh: bool = True) -> Iterator[None]:
+        with self._lock, self._lock_file() as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if refresh:
+                    self._refresh()
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _lock_file(self):
+        try:
+            return open(self.run_dir / LOCK_FILE, "a")
+        except OSError as err:
+            raise ControllerStateError(f"{self.run_dir}: cannot open the controller's lock file ({err.strerror})") from None
+
+    def _mutate(self, change: Callable[[ScheduleState], int]) -> dict:
+        with self._locked():
+            before = self.schedule.version
+            saved = self.schedule.state_dict()
+            try:
+                after = change(self.schedule)
+            except BaseException:
+                self.schedule = ScheduleState.from_state_dict(saved, clock=self._clock)  # never keep half a change
+                raise
+            if after != before:
+                entry = self.schedule.entries[-1]
+                self._save()
+                log.info("run %s: %s by %s -> version %d", self.run_id, entry.action, entry.author, entry.version)
+            return self._view(None)
+
+    def _record_applied(self, step: int, version: int, stage: str | None) -> bool:
+        last = self.applied[-1] if self.applied else None
+        if last and last["version"] == version and last["from_step"] <= step:
+            if step <= last["to_step"]:
+                return False
+            last["to_step"] = step
+            return True
+        self.applied.append({"version": version, "stage": stage, "from_step": step, "to_step": step})
+        return True
+
+    def _applied_at(self, step: int) -> tuple[int | None, str | None]:
+        for run in reversed(self.applied):  # the latest plan covering the step wins (a resumed run replans)
+            if run["from_step"] <= step <= run["to_step"]:
+                return run["version"], run["stage"]
+        return None, None
+
+    def _status(self) -> dict:
+        s = self.schedule
+        stage = s.active_stage()
+        paused = s.paused or bool(stage and stage.paused)
+        status = "finished" if s.finished else "paused" if paused else "running"
+        applied = self.last_plan[0] if self.last_plan else None
+        return {
+            "run_id": self.run_id, "status": status, "step": s.last_step,
+            "stage": stage.name if stage else None, "stage_kind": stage.kind if stage else None,
+            "latest_version": s.version, "applied_version": applied,
+            "applied_at_step": self.last_plan[1] if self.last_plan else None,
+            "run_paused": s.paused, "stage_paused": bool(stage and stage.paused),
+            "stages_total": len(s.stages), "stages_finished": sum(p.status == "finished" for p in s.progress.values()),
+        }
+
+    def _view(self, version: int | None) -> dict:
+        s = self.schedule
+        snap = s.snapshot(version)
+        if version is None:
+            progress = [{"name": n, **p.model_dump(include={"status", "steps", "started_at_step", "finished_at_step"})}
+                        for n, p in s.progress.items()]
+        else:
+            progress = [{"name": n, "status": st} for n, st in snap["status"].items()]
+        return {"run_id": self.run_id, "version": snap["version"], "latest_version": s.version,
+                "applied_version": self.last_plan[0] if self.last_plan else None,
+                "paused": snap["paused"], "finished": snap["finished"], "stages": snap["stages"], "progress": progress}
+
+    def _save(self) -> None:
+        save_id = uuid.uuid4().hex  # first key: other processes read it to tell whether they are current
+        atomic_write_json(self.run_dir / STATE_FILE, {
+            "save_id": save_id, "format": 1, "run_id": self.run_id, "saved_at": self._clock(),
+            "schedule": self.schedule.state_dict(), "applied": self.applied, "last_plan": self.last_plan})
+        self._signature = save_id
+
+    def _refresh(self) -> None:
+        path = self.run_dir / STATE_FILE
+        sig = _signature(path)
+        if sig is None or sig != self._signature:
+            try:
+                data = json.loads(path.read_text())
+                schedule = ScheduleState.from_state_dict(data["schedule"], clock=self._clock)
+                applied, last_plan = list(data["applied"]), data["last_plan"]
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise ControllerStateError(f"{path}: cannot restore the controller state: {err}") from err
+            self.schedule, self.applied, self.last_plan, self._signature = schedule, applied, last_plan, sig
+        self._read_new_metrics()
+
+    def _read_new_metrics(self) -> None:
+        path = self.run_dir / METRICS_FILE
+        if not path.exists():
+            return
+        with open(path, "rb") as f:
+            f.seek(self._metrics_offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1  # a line still being written (or torn by a crash) is left for later
+        for line in chunk[:end].splitlines():
+            try:
+                record = json.loads(line)
+                self._metrics[int(record["step"])] = record
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s: skipped an unreadable metrics line", path)
+        self._metrics_offset += end
+
+
+def _signature(path: Path) -> str | None:
+    """The save id at the head of controller.json (a random id per save, so unlike a file's
+    mtime it cannot repeat), or None when the file or the id cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(96)
+    except FileNotFoundError:
+        return None
+    found = re.search(rb'"save_id": "([0-9a-f]{32})"', head)
+    return found.group(1).decode() if found else None
+
+
+def _clean(metrics: Mapping[str, Any]) -> dict[str, float | int | bool | None]:
+    """Keep scalar metrics; non-finite numbers become None (JSON has no NaN), other values are dropped."""
+    out: dict[str, float | int | bool | None] = {}
+    for key, value in metrics.items():
+        if value is None or isinstance(value, bool):
+            out[str(key)] = value
+        elif isinstance(value, int | float):
+            out[str(key)] = value if math.isfinite(value) else None
+        elif hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+            try:
+                v = float(value.item())
+            except (TypeError, ValueError):
+                continue
+            out[str(key)] = v if math.isfinite(v) else None
+    return out
