@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
+from pathlib import Path
+
+from counterpoint.services import cli as services_cli
 
 DESCRIPTION = """\
 Counterpoint: distributed RL post-training for language models on several task domains at once
@@ -22,6 +24,7 @@ examples:
   counterpoint run --steps 10                        # shorter
   counterpoint run --config my.yaml --set learner.learning_rate=1e-4 --set domains.code.weight=0
   counterpoint config --set generation.samples_per_prompt=4   # validate and print the resolved config
+  counterpoint run --resume runs/counterpoint-20261126-120001 --steps 200    # continue, to step 200
 
 The run folder holds config.json (resolved config), metrics.jsonl (one line per step and per
 evaluation, per-domain reward, accuracy, token entropy, response length, phase times),
@@ -46,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(run)
     run.add_argument("--steps", type=int, help="shorthand for --set run.steps=N")
     run.add_argument("--output-dir", metavar="DIR", help="shorthand for --set run.output_dir=DIR")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint (its own config, plus any --set/--steps)")
     run.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
+    services_cli.register(sub)
     cfg = sub.add_parser("config", help="validate a config and print it resolved, as JSON",
                          description="Validate a config (with overrides) and print the resolved tree.")
     _add_config_args(cfg)
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 0
+    if args.command in services_cli.COMMANDS:
+        return services_cli.main_for(args)
     from counterpoint.config import ConfigError, load_config, resolved_json
 
     overrides = list(args.overrides)
@@ -70,18 +77,26 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"run.steps={args.steps}")
     if getattr(args, "output_dir", None):
         overrides.append(f"run.output_dir={args.output_dir}")
+    resume = getattr(args, "resume", None)
     try:
-        config = load_config(args.config, overrides)
+        if resume:
+            if args.config:
+                raise ConfigError("--resume uses the run's own config.json; change fields with --set")
+            from counterpoint.cluster.launch import resume_config
+
+            config = resume_config(Path(resume), overrides)
+        else:
+            config = load_config(args.config, overrides)
     except ConfigError as err:
         print(f"counterpoint: {err}", file=sys.stderr)
         return 2
     if args.command == "config":
         print(resolved_json(config))
         return 0
-    return _run(config, quiet=args.quiet)
+    return _run(config, quiet=args.quiet, resume=Path(resume) if resume else None)
 
 
-def _run(config, quiet: bool) -> int:
+def _run(config, quiet: bool, resume: Path | None) -> int:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("ray", "vllm", "deepspeed", "transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -93,8 +108,10 @@ def _run(config, quiet: bool) -> int:
     # SIGTERM (a scheduler, `kill PID`) unwinds like Ctrl-C, so the run records the stop and
     # shuts its own Ray cluster down instead of leaving processes behind.
     signal.signal(signal.SIGTERM, _interrupt)
+    from counterpoint.trainer.run_folder import RunFolder
+
     try:
-        summary = run_training(config)
+        summary = run_training(config, RunFolder(resume) if resume else None, resume=resume is not None)
     except (SandboxUnavailable, FileNotFoundError) as err:
         print(f"counterpoint: {err}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ import ray
 from counterpoint.rollout.engine import RolloutEngine
 from counterpoint.rollout.records import Prompt, Sample, ScoredSample
 from counterpoint.rollout.reward_worker import RewardWorker
+from counterpoint.services.controller import ScheduleController
 from counterpoint.trainer.batch import UpdatePlan
 from counterpoint.trainer.learner import Learner
 from counterpoint.trainer.metrics import merge_learner_sums
@@ -34,30 +35,78 @@ def _split(items: list, parts: int) -> list[list]:
     return out
 
 
-class RayRollout:
-    """Round-robins prompts over the rollout engines and gathers their samples in order."""
+RECOVERABLE = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError)
+"""A dead actor (RayActorError covers died and unavailable) or a hung call."""
 
-    def __init__(self, engines: list):
+# Ray restarts a dead actor (max_restarts) by running its constructor again; the groups here
+# reissue the lost call themselves (max_task_retries=0), so every recovery is seen and logged.
+RESTARTABLE = {"max_restarts": 3, "max_task_retries": 0}
+
+
+def collect(actor, ref, reissue, *, what: str, on_event, retries: int = 3, timeout_s: float | None = None):
+    """`ray.get(ref)`; if the actor died or hung, wait for Ray to restart it, `reissue()` the call
+    and try again (at most `retries` times). Every recovery is reported through `on_event`."""
+    for attempt in range(retries + 1):
+        try:
+            return ray.get(ref, timeout=timeout_s)
+        except RECOVERABLE as err:
+            if attempt == retries:
+                raise
+            if isinstance(err, ray.exceptions.GetTimeoutError):
+                ray.kill(actor, no_restart=False)  # a hung worker is replaced like a dead one
+            on_event("actor_recovered", actor=what, attempt=attempt + 1, error=type(err).__name__)
+            ray.get(actor.__ray_ready__.remote(), timeout=300)
+            ref = reissue()
+    raise AssertionError("unreachable")
+
+
+def _no_events(kind: str, **fields) -> None:
+    pass
+
+
+class RayRollout:
+    """Round-robins prompts over the rollout engines and gathers their samples in order.
+
+    Keeps the latest weights (by object reference) and version: an engine that died and was
+    restarted comes back with the base model, so it is given the current weights before its
+    lost chunk is generated again, and no sample from a stale policy reaches the learner.
+    """
+
+    def __init__(self, engines: list, on_event=_no_events):
         self.engines = engines
+        self.on_event = on_event
+        self.weights_ref, self.version = None, 0
 
     def generate(self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int, temperature: float) -> list[Sample]:
-        chunks = _split(prompts, len(self.engines))
-        refs = [
-            e.generate.remote(c, samples_per_prompt=samples_per_prompt, max_tokens=max_tokens, temperature=temperature)
-            for e, c in zip(self.engines, chunks)
-            if c
-        ]
-        return [s for part in ray.get(refs) for s in part]
+        kwargs = dict(samples_per_prompt=samples_per_prompt, max_tokens=max_tokens, temperature=temperature)
+        calls = [(e, c, e.generate.remote(c, **kwargs)) for e, c in zip(self.engines, _split(prompts, len(self.engines))) if c]
+        out = []
+        for i, (engine, chunk, ref) in enumerate(calls):
+            def reissue(engine=engine, chunk=chunk):
+                if self.weights_ref is not None:
+                    ray.get(engine.update_weights.remote(self.weights_ref, self.version))
+                return engine.generate.remote(chunk, **kwargs)
+
+            out += collect(engine, ref, reissue, what=f"rollout-{i}", on_event=self.on_event)
+        return out
 
     def load_weights(self, weights_ref, version: int) -> float:
-        return max(ray.get([e.update_weights.remote(weights_ref, version) for e in self.engines]))
+        self.weights_ref, self.version = weights_ref, version
+        refs = [e.update_weights.remote(weights_ref, version) for e in self.engines]
+        return max(
+            collect(e, r, lambda e=e: e.update_weights.remote(weights_ref, version), what=f"rollout-{i}", on_event=self.on_event)
+            for i, (e, r) in enumerate(zip(self.engines, refs))
+        )
 
 
 class RayRewards:
     """Routes each prompt group to its domain's pool of reward actors."""
 
-    def __init__(self, pools: dict[str, list]):
+    def __init__(self, pools: dict[str, list], on_event=_no_events, timeout_s: float | None = 600.0):
         self.pools = pools
+        self.on_event = on_event
+        self.timeout_s = timeout_s
+        """A reward call taking longer than this is treated as hung: the actor is replaced."""
 
     def score(self, samples: list[Sample]) -> tuple[list[ScoredSample], dict[str, float]]:
         groups: dict[str, list[tuple[Prompt, list[int]]]] = defaultdict(list)
@@ -73,13 +122,17 @@ class RayRewards:
             if domain not in self.pools:
                 raise KeyError(f"no reward workers for domain {domain!r}")
             pool = self.pools[domain]
-            for worker, chunk in zip(pool, _split(domain_groups, len(pool))):
+            for w, (worker, chunk) in enumerate(zip(pool, _split(domain_groups, len(pool)))):
                 if chunk:
                     payload = [(p, [samples[i].response_text for i in idx]) for p, idx in chunk]
-                    calls.append((domain, chunk, worker.score.remote(payload)))
+                    calls.append((f"reward-{domain}-{w}", domain, worker, chunk, payload, worker.score.remote(payload)))
         scores = [None] * len(samples)
         seconds: dict[str, float] = defaultdict(float)
-        for (domain, chunk, _), (group_scores, spent) in zip(calls, ray.get([c[2] for c in calls])):
+        for name, domain, worker, chunk, payload, ref in calls:
+            # A crashed or hung reward actor is replaced and its groups scored again: never a
+            # silent 0 for samples nobody checked.
+            group_scores, spent = collect(worker, ref, lambda w=worker, p=payload: w.score.remote(p),
+                                          what=name, on_event=self.on_event, timeout_s=self.timeout_s)
             seconds[domain] = max(seconds[domain], spent)  # pool members run in parallel
             for (_, idx), s_list in zip(chunk, group_scores):
                 for i, score in zip(idx, s_list):
@@ -107,8 +160,8 @@ class RayLearnerGroup:
     def world_size(self) -> int:
         return len(self.ranks)
 
-    def train_step(self, plan: UpdatePlan, entropy_coefs) -> dict:
-        results = ray.get([r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs) for i, r in enumerate(self.ranks)])
+    def train_step(self, plan: UpdatePlan, entropy_coefs, kind: str = "rl") -> dict:
+        results = ray.get([r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs, kind) for i, r in enumerate(self.ranks)])
         return {"domains": merge_learner_sums(results), "grad_norm": results[0]["grad_norm"],
                 "optimizer_steps": results[0]["optimizer_steps"]}
 
@@ -133,3 +186,37 @@ def _master_address(_actor, loopback: bool) -> tuple[str, int]:
     with socket.socket() as s:
         s.bind((host, 0))
         return host, s.getsockname()[1]
+
+
+ScheduleControllerActor = ray.remote(ScheduleController)
+
+
+class RayController:
+    """The run's schedule controller, a named Ray actor (`counterpoint-<run_id>-controller`).
+
+    It restores itself from `<run_dir>/controller.json` when Ray restarts it, so a killed
+    controller loses nothing; calls lost with it are issued again.
+    """
+
+    def __init__(self, actor, on_event=_no_events):
+        self.actor = actor
+        self.on_event = on_event
+
+    @classmethod
+    def create(cls, name: str, run_dir: str, stages, domains: list[str], on_event=_no_events) -> "RayController":
+        actor = ScheduleControllerActor.options(name=name, num_cpus=0, **RESTARTABLE).remote(
+            run_dir, stages, domains=domains, author="config", reason="initial schedule from the run's config")
+        return cls(actor, on_event)
+
+    def _call(self, method: str, *args):
+        ref = getattr(self.actor, method).remote(*args)
+        return collect(self.actor, ref, lambda: getattr(self.actor, method).remote(*args), what="controller", on_event=self.on_event)
+
+    def next_plan(self, step: int):
+        return self._call("next_plan", step)
+
+    def report(self, step: int, metrics: dict) -> None:
+        self._call("report", step, metrics)
+
+    def finish(self) -> None:
+        self._call("finish")

@@ -5,8 +5,10 @@ This is what `counterpoint run` calls; the same function runs inside a Ray job o
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+from functools import partial
 import time
 from importlib import metadata
 from pathlib import Path
@@ -14,7 +16,10 @@ from pathlib import Path
 from counterpoint.config import CounterpointConfig, resolved_json
 from counterpoint.rollout.tasks import TaskSource, build_domain
 from counterpoint.trainer.entropy_control import AdaptiveEntropyController, DomainEntropyCoefficients
+from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
 from counterpoint.trainer.loop import LoopSettings, RunParts, train
+from counterpoint.trainer.batch import encode_demonstration
+from counterpoint.trainer.planning import SchedulePlanner
 from counterpoint.trainer.models import model_summary, resolve_model
 from counterpoint.trainer.run_folder import RunFolder
 
@@ -31,7 +36,6 @@ def _version(dist: str) -> str:
 def loop_settings(cfg: CounterpointConfig) -> LoopSettings:
     return LoopSettings(
         steps=cfg.run.steps,
-        prompts_per_domain=cfg.prompts_per_domain(),
         samples_per_prompt=cfg.generation.samples_per_prompt,
         max_response_tokens=cfg.generation.max_response_tokens,
         temperature=cfg.generation.temperature,
@@ -40,28 +44,37 @@ def loop_settings(cfg: CounterpointConfig) -> LoopSettings:
         dynamic_sampling=cfg.learner.advantage.dynamic_sampling,
         mini_batches=cfg.learner.mini_batches,
         eval_every_steps=cfg.run.eval_every_steps,
+        checkpoint_every_steps=cfg.run.checkpoint_every_steps,
         seed=cfg.run.seed,
     )
 
 
-def run_training(cfg: CounterpointConfig, run: RunFolder | None = None) -> dict:
+def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resume: bool = False) -> dict:
+    """Train one run. With `resume`, `run` is an existing run folder and training continues
+    from its last checkpoint: learner and optimizer, task cursors, entropy controllers, RNG."""
     started = time.time()
     run = run or RunFolder.create(Path(cfg.run.output_dir), cfg.run.name)
+    state = None
+    if resume:
+        state = load_driver_state(run)
+        dropped = run.truncate_metrics(state["step"])
+        log.info("resuming %s from step %d (%d records past the checkpoint dropped)", run.run_id, state["step"], dropped)
     (run.path / "config.json").write_text(resolved_json(cfg))
-    run.event("start", run_id=run.run_id)
+    run.event("start", run_id=run.run_id, resume=resume)
     log.info("run %s: writing to %s", run.run_id, run.path)
-    domains = list(cfg.domains)
-    model_dir = resolve_model(cfg.model, domains)
+    model_dir = resolve_model(cfg.model, list(cfg.domains))
     from counterpoint.cluster.runtime import start_ray, stop_ray
 
     ray_desc = start_ray(cfg.cluster)
     try:
-        parts, components = _create_parts(cfg, model_dir, ray_desc)
-        line = "components: " + " | ".join(components)
-        log.info(line)
+        parts, components = _create_parts(cfg, run, model_dir, ray_desc)
+        log.info("components: " + " | ".join(components))
         run.event("components", components=components)
-        result = train(loop_settings(cfg), parts, run)
-        _finish(cfg, run, parts, result, model_dir)
+        if state is not None:
+            parts.learner.load_checkpoint(checkpoint_dir(run) / "learner")
+        result = train(loop_settings(cfg), parts, run, resume=state)
+        parts.planner.controller.finish()  # the schedule is closed: later changes get 409
+        _export_model(run, parts, model_dir)
     except BaseException as err:
         run.event("error", error=f"{type(err).__name__}: {err}")
         raise
@@ -73,27 +86,44 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None) -> dict:
     return summary
 
 
-def _create_parts(cfg: CounterpointConfig, model_dir: Path, ray_desc: str) -> tuple[RunParts, list[str]]:
+def resume_config(run_dir: Path, overrides: list[str]) -> CounterpointConfig:
+    """The run's own resolved config, with `overrides` (e.g. more steps) applied."""
+    from counterpoint.config import ConfigError, apply_override, config_from_dict
+
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.json)")
+    data = json.loads(path.read_text())
+    for item in overrides:
+        apply_override(data, item)
+    return config_from_dict(data)
+
+
+def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_desc: str) -> tuple[RunParts, list[str]]:
     import ray
     from transformers import AutoTokenizer
 
-    from counterpoint.cluster.groups import RayLearnerGroup, RayRewards, RayRollout, RewardActor, RolloutActor
+    from counterpoint.cluster.groups import (
+        RESTARTABLE, RayController, RayLearnerGroup, RayRewards, RayRollout, RewardActor, RolloutActor,
+    )
 
     gen, lcfg = cfg.generation, cfg.learner
     cache = Path(cfg.model.cache_dir).expanduser()
     max_len = _max_model_len(model_dir, gen.max_response_tokens)
+    prefix = f"counterpoint-{run.run_id}"
     engines = [
-        RolloutActor.options(num_cpus=1).remote(
+        RolloutActor.options(num_cpus=1, name=f"{prefix}-rollout-{i}", **RESTARTABLE).remote(
             str(model_dir), max_model_len=max_len, kv_cache_mib=gen.kv_cache_mib,
             max_num_seqs=gen.max_num_seqs, seed=cfg.run.seed + i, cache_dir=str(cache),
         )
         for i in range(gen.engines)
     ]
     pools = {
-        d: [RewardActor.options(num_cpus=0.5).remote(d, cfg.code_sandbox) for _ in range(dc.reward_workers)]
+        d: [RewardActor.options(num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", **RESTARTABLE).remote(d, cfg.code_sandbox)
+            for w in range(dc.reward_workers)]
         for d, dc in cfg.domains.items()
     }
-    rollout = RayRollout(engines)
+    rollout = RayRollout(engines, on_event=run.event)
     learner, infos = RayLearnerGroup.create(
         lcfg.ranks, rollout, loopback=cfg.cluster.address is None, model_dir=str(model_dir), cfg=lcfg,
         domains=list(cfg.domains), max_response_tokens=gen.max_response_tokens,
@@ -111,7 +141,10 @@ def _create_parts(cfg: CounterpointConfig, model_dir: Path, ray_desc: str) -> tu
         "rewards " + ", ".join(f"{d} x{len(p)}" for d, p in pools.items()) + (f" (bubblewrap {_bwrap_version()})" if "code" in pools else ""),
         f"model {model_summary(model_dir)}",
     ]
-    parts = RunParts(sources, rollout, RayRewards(pools), learner, tokenizer.pad_token_id, entropy_coefficients(cfg))
+    controller = RayController.create(f"{prefix}-controller", str(run.path), cfg.initial_stages(), list(cfg.domains), run.event)
+    planner = SchedulePlanner(controller, gen.prompts_per_step, poll_seconds=cfg.schedule.pause_poll_seconds, on_event=run.event)
+    parts = RunParts(sources, rollout, RayRewards(pools, on_event=run.event), learner, tokenizer.pad_token_id,
+                     entropy_coefficients(cfg), planner, partial(encode_demonstration, tokenizer))
     return parts, components
 
 
@@ -149,11 +182,8 @@ def _bwrap_version() -> str:
     return subprocess.run([path, "--version"], capture_output=True, text=True).stdout.split()[-1]
 
 
-def _finish(cfg, run: RunFolder, parts: RunParts, result: dict, model_dir: Path) -> None:
-    ckpt = run.path / "checkpoint"
-    parts.learner.save_checkpoint(ckpt, {"driver": result["state"]})
-    run.write_json("checkpoint/driver_state.json", result["state"])
-    run.event("checkpoint", path=str(ckpt), step=result["state"]["step"])
+def _export_model(run: RunFolder, parts: RunParts, model_dir: Path) -> None:
+    """The final policy as a Hugging Face folder, with the tokenizer it was trained with."""
     final = run.path / "final_model"
     parts.learner.save_model(final)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):

@@ -73,3 +73,22 @@ def test_cli_help_explains_itself():
     run = subprocess.run([sys.executable, "-m", "counterpoint", "run", "--help"], capture_output=True, text=True, timeout=60)
     assert top.returncode == 0 and "embedded Ray" in top.stdout and "run" in top.stdout
     assert run.returncode == 0 and "metrics.jsonl" in run.stdout and "--set" in run.stdout
+
+
+def test_every_shipped_config_parses():
+    from counterpoint.config import default_config_path
+
+    files = sorted(default_config_path().parent.glob("*.yaml"))
+    assert len(files) >= 2
+    for path in files:
+        load_config(path)
+
+
+def test_per_domain_overrides_inherit_and_validate():
+    cfg = load_config(overrides=["learner.per_domain={creative: {loss: {type: kl_cov}}}", "learner.loss={type: gppo}"])
+    assert cfg.learner.loss_for("creative").type == "kl_cov"
+    assert cfg.learner.loss_for("math").type == "gppo"  # inherits the run's default
+    with pytest.raises(ConfigError, match="learner.per_domain.poetry: not a configured domain"):
+        load_config(overrides=["learner.per_domain={poetry: {loss: {type: gppo}}}"])
+    with pytest.raises(ConfigError, match="learner.loss"):
+        load_config(overrides=["learner.loss={type: nope}"])

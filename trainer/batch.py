@@ -90,6 +90,19 @@ def build_batch(
     return batch, rows, advantages
 
 
+def encode_demonstration(tokenizer, prompt: str, demo: str) -> tuple[list[int], list[int]]:
+    """Prompt and response token ids, tokenized apart exactly as the rollout engine sees them;
+    the response ends with EOS."""
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    r = tokenizer(demo + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    return p, r
+
+
+def build_sft_batch(rows: list[ScoredSample], pad_id: int) -> TrainBatch:
+    """Demonstrations laid out like rollouts (advantage 1 each), for an SFT step."""
+    return _layout(rows, torch.ones(len(rows)), pad_id)
+
+
 def _layout(rows: list[ScoredSample], advantages: torch.Tensor, pad_id: int) -> TrainBatch:
     domains = sorted({s.domain for s in rows})
     width = max(len(s.sample.prompt_token_ids) + len(s.sample.response_token_ids) for s in rows)

@@ -62,10 +62,11 @@ class AdaptiveEntropyController:
         return self.coef
 
     def state_dict(self) -> dict:
-        return {"alpha": self.alpha, "last_entropy": self.last_entropy}
+        return {"alpha": self.alpha, "last_entropy": self.last_entropy, "target": self.target}
 
     def load_state_dict(self, state: Mapping) -> None:
         self.alpha = float(state["alpha"])
+        self.target = float(state.get("target", self.target))
         self.last_entropy = None if state["last_entropy"] is None else float(state["last_entropy"])
 
     def metrics(self) -> dict[str, float]:
@@ -146,6 +147,16 @@ class DomainEntropyCoefficients:
         """(D,) float32 in the order of `domains`."""
         return torch.tensor([self.coef(d) for d in domains], dtype=torch.float32)
 
+    def set_targets(self, targets: Mapping[str, float]) -> None:
+        """Entropy budgets from the live schedule: a domain given a target becomes adaptive (with
+        default step sizes) or has its controller's target moved; its alpha carries over."""
+        for name, target in targets.items():
+            if name in self.adaptive:
+                self.adaptive[name].target = float(target)
+            else:
+                self.fixed.pop(name, None)
+                self.adaptive[name] = AdaptiveEntropyController(target)
+
     def update(self, entropies: Mapping[str, float]) -> None:
         """After a step: feed each adaptive domain its measured mean token entropy."""
         for name, h in entropies.items():
@@ -161,7 +172,10 @@ class DomainEntropyCoefficients:
         return {name: c.state_dict() for name, c in self.adaptive.items()}
 
     def load_state_dict(self, state: Mapping[str, Mapping]) -> None:
+        """Restore saved controllers; a domain made adaptive live (a schedule entropy target)
+        comes back adaptive, with default step sizes until the schedule sets its target again."""
         for name, s in state.items():
             if name not in self.adaptive:
-                raise KeyError(f"checkpoint has an adaptive entropy controller for {name!r}, which is not adaptive now")
+                self.fixed.pop(name, None)
+                self.adaptive[name] = AdaptiveEntropyController()
             self.adaptive[name].load_state_dict(s)

@@ -9,6 +9,7 @@ world size and the update is that of the global batch.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -36,6 +37,8 @@ class Learner:
         self.rank, self.world_size = rank, world_size
         self.model_dir, self.cfg = str(model_dir), cfg
         self.settings = objective_settings(cfg, domains, max_response_tokens)
+        self.sft_settings = dataclasses.replace(self.settings, losses={d: DomainLoss("sft") for d in domains},
+                                                reference_kl_coef=0.0)
         self.micro_batches = micro_batches
         """Forward/backward passes per optimizer step (DeepSpeed's gradient accumulation)."""
         self.seed, self.cache_dir, self.threads = seed, cache_dir, threads
@@ -86,9 +89,13 @@ class Learner:
             return [None] * len(minis)
         return [self._forward(self.engine.module, m)[0] if len(m) else m.engine_logprobs for m in minis]
 
-    def train_step(self, minis: list[TrainBatch], counts: list[tuple[torch.Tensor, torch.Tensor]], entropy_coefs: torch.Tensor) -> dict:
+    def train_step(self, minis: list[TrainBatch], counts: list[tuple[torch.Tensor, torch.Tensor]],
+                   entropy_coefs: torch.Tensor, kind: str = "rl") -> dict:
         """`epochs` passes over this rank's shards of the step's mini-batches, one optimizer step
-        per mini-batch. Returns per-domain metric sums (first epoch) and the last grad norm."""
+        per mini-batch. Returns per-domain metric sums (first epoch) and the last grad norm.
+        kind "sft": supervised NLL on demonstrations (an SFT stage), one pass."""
+        if kind == "sft":
+            return self._sft_step(minis, counts, entropy_coefs)
         old = self._old_logprobs(minis)
         sums: dict[str, dict[str, float]] = {}
         grad_norms = []
@@ -102,7 +109,16 @@ class Learner:
                 grad_norms.append(float(norm) if norm is not None else float("nan"))
         return {"domains": sums, "grad_norm": grad_norms[-1] if grad_norms else None, "optimizer_steps": len(grad_norms)}
 
-    def _micro_step(self, mini: TrainBatch, rows: torch.Tensor, old: torch.Tensor | None, counts, entropy_coefs) -> dict:
+    def _sft_step(self, minis, counts, entropy_coefs) -> dict:
+        sums: dict[str, dict[str, float]] = {}
+        for k, mini in enumerate(minis):
+            for rows in torch.arange(len(mini)).tensor_split(self.micro_batches):
+                merge_sums(sums, self._micro_step(mini, rows, None, counts[k], entropy_coefs, self.sft_settings))
+        norm = self.engine.get_global_grad_norm()
+        return {"domains": sums, "grad_norm": float(norm) if norm is not None else None, "optimizer_steps": len(minis)}
+
+    def _micro_step(self, mini: TrainBatch, rows: torch.Tensor, old: torch.Tensor | None, counts, entropy_coefs,
+                    settings: ObjectiveSettings | None = None) -> dict:
         if len(rows) == 0:  # an empty shard still joins the gradient all-reduce
             zero = sum(p.sum() for p in self.engine.module.parameters()) * 0.0
             self.engine.backward(zero, scale_wrt_gas=False)
@@ -115,7 +131,7 @@ class Learner:
         if self.reference is not None:
             with torch.no_grad():
                 logp_ref = self._forward(self.reference, mb)[0]
-        loss, sums = objective(logp, entropy, mb, logp_old, settings=self.settings, counts=counts,
+        loss, sums = objective(logp, entropy, mb, logp_old, settings=settings or self.settings, counts=counts,
                                entropy_coefs=entropy_coefs, generator=self.generator, logp_ref=logp_ref)
         self.engine.backward(loss * self.world_size, scale_wrt_gas=False)  # DeepSpeed averages ranks
         self.engine.step()

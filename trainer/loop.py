@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 
-from counterpoint.rollout.records import Prompt, Sample, ScoredSample
+from counterpoint.rollout.records import Prompt, Sample, Score, ScoredSample
 from counterpoint.rollout.tasks import TaskSource
-from counterpoint.trainer.batch import UpdatePlan, build_batch, plan_update
+from counterpoint.trainer.batch import UpdatePlan, build_batch, build_sft_batch, plan_update
+from counterpoint.trainer.checkpoint import save_checkpoint
+from counterpoint.trainer.planning import StepPlan
 from counterpoint.trainer.entropy_control import DomainEntropyCoefficients
 from counterpoint.trainer.metrics import PhaseTimer, sample_metrics
 from counterpoint.trainer.run_folder import RunFolder
@@ -36,10 +38,11 @@ class RewardClient(Protocol):
 class LearnerClient(Protocol):
     world_size: int
 
-    def train_step(self, plan: UpdatePlan, entropy_coefs: torch.Tensor) -> dict:
-        """The update on one rollout batch; returns {"domains": {d: metrics}, "grad_norm": float}.
+    def train_step(self, plan: UpdatePlan, entropy_coefs: torch.Tensor, kind: str = "rl") -> dict:
+        """The update on one batch; returns {"domains": {d: metrics}, "grad_norm": float}.
 
-        `entropy_coefs` (D,): each batch domain's entropy-bonus coefficient."""
+        `entropy_coefs` (D,): each batch domain's entropy-bonus coefficient; `kind` "rl" (the
+        policy losses) or "sft" (supervised NLL on demonstrations)."""
         ...
 
     def sync_weights(self, version: int) -> float:
@@ -51,6 +54,18 @@ class LearnerClient(Protocol):
     def save_model(self, directory) -> None: ...
 
 
+class Planner(Protocol):
+    """Decides each step's prompts per domain (a fixed split, or the live schedule)."""
+
+    def plan(self, step: int) -> StepPlan: ...
+
+    def report(self, step: int, record: dict) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
 @dataclass
 class RunParts:
     sources: dict[str, TaskSource]
@@ -59,6 +74,9 @@ class RunParts:
     learner: LearnerClient
     pad_token_id: int
     entropy: DomainEntropyCoefficients
+    planner: "Planner"
+    encode: Callable[[str, str], tuple[list[int], list[int]]]
+    """(prompt, demonstration) -> (prompt ids, response ids ending in EOS), for SFT stages."""
 
 
 @dataclass
@@ -66,7 +84,6 @@ class LoopSettings:
     """What the loop needs from the config, as plain values."""
 
     steps: int
-    prompts_per_domain: dict[str, int]
     samples_per_prompt: int
     max_response_tokens: int
     temperature: float
@@ -75,47 +92,77 @@ class LoopSettings:
     dynamic_sampling: bool
     mini_batches: int
     eval_every_steps: int
+    checkpoint_every_steps: int
     seed: int
 
 
-def train(settings: LoopSettings, parts: RunParts, run: RunFolder, start_step: int = 0, policy_version: int = 0) -> dict:
-    random.seed(settings.seed)
-    torch.manual_seed(settings.seed)
-    first_eval = evaluate(settings, parts, run, step=start_step, policy_version=policy_version)
+def train(settings: LoopSettings, parts: RunParts, run: RunFolder, resume: dict | None = None) -> dict:
+    """Train to `settings.steps`, from scratch or from a checkpoint's driver state (`resume`)."""
+    if resume is None:
+        random.seed(settings.seed)
+        torch.manual_seed(settings.seed)
+        step, policy_version = 0, 0
+        first_eval = evaluate(settings, parts, run, step=0, policy_version=0)
+    else:
+        step, policy_version = restore_driver_state(parts, resume)
+        parts.learner.sync_weights(policy_version)  # fresh engines start from the base model
+        evals = [r for r in run.read_metrics() if r["kind"] == "eval"]
+        first_eval = evals[0] if evals else evaluate(settings, parts, run, step=step, policy_version=policy_version)
+        run.event("resume", step=step, policy_version=policy_version)
     last_eval = first_eval
-    for step in range(start_step, settings.steps):
-        record = train_step(settings, parts, step, policy_version)
-        policy_version = record["policy_version"]
+    while step < settings.steps:
+        plan = parts.planner.plan(step)
+        if plan.extra.get("done"):
+            run.event("schedule_done", step=step, reason=plan.extra.get("reason", ""))
+            break
+        parts.entropy.set_targets(plan.extra.get("entropy_targets", {}))
+        record = train_step(settings, parts, step, policy_version, plan)
+        step, policy_version = record["step"], record["policy_version"]
         run.log_metrics(record)
+        parts.planner.report(step, record)
         log.info(progress_line(record, settings.steps))
-        if settings.eval_every_steps and (step + 1) % settings.eval_every_steps == 0 and step + 1 < settings.steps:
-            last_eval = evaluate(settings, parts, run, step=step + 1, policy_version=policy_version)
-    if settings.steps > start_step:
-        last_eval = evaluate(settings, parts, run, step=settings.steps, policy_version=policy_version)
-    state = driver_state(settings, parts, settings.steps, policy_version)
+        if step < settings.steps and _due(step, settings.eval_every_steps):
+            last_eval = evaluate(settings, parts, run, step=step, policy_version=policy_version)
+        if step < settings.steps and _due(step, settings.checkpoint_every_steps):
+            save_checkpoint(run, parts.learner, driver_state(parts, step, policy_version))
+    if resume is None or resume["step"] < step:
+        last_eval = evaluate(settings, parts, run, step=step, policy_version=policy_version)
+    state = driver_state(parts, step, policy_version)
+    save_checkpoint(run, parts.learner, state)
     return {"first_eval": first_eval, "last_eval": last_eval, "policy_version": policy_version, "state": state}
 
 
-def train_step(settings: LoopSettings, parts: RunParts, step: int, policy_version: int) -> dict:
+def _due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
+
+
+def train_step(settings: LoopSettings, parts: RunParts, step: int, policy_version: int, plan: StepPlan) -> dict:
     timer = PhaseTimer()
+    sft = plan.extra.get("kind") == "sft"
     with timer("plan"):
-        prompts = [p for d, n in settings.prompts_per_domain.items() if n for p, _ in parts.sources[d].next_batch(n)]
-    with timer("generate"):
-        samples = parts.rollout.generate(
-            prompts,
-            samples_per_prompt=settings.samples_per_prompt,
-            max_tokens=settings.max_response_tokens,
-            temperature=settings.temperature,
-        )
-    with timer("score"):
-        scored, reward_seconds = parts.rewards.score(samples)
-    with timer("advantages"):
-        batch, rows, advantages = build_batch(scored, parts.pad_token_id, settings.advantage,
-                                              drop_uninformative=settings.dynamic_sampling, **settings.advantage_params)
-        plan = plan_update(batch, settings.mini_batches, parts.learner.world_size)
-        coefs = parts.entropy.coefs(batch.domains)
+        drawn = [item for d, n in plan.prompts_per_domain.items() if n for item in parts.sources[d].next_batch(n)]
+    if sft:  # an SFT stage: supervised steps on the domains' demonstrations
+        with timer("advantages"):
+            rows = [ScoredSample(_demonstration(parts, p, demo, policy_version), Score(0.0)) for p, demo in drawn]
+            batch, advantages, reward_seconds = build_sft_batch(rows, parts.pad_token_id), None, {}
+            samples = [r.sample for r in rows]
+    else:
+        with timer("generate"):
+            samples = parts.rollout.generate(
+                [p for p, _ in drawn],
+                samples_per_prompt=settings.samples_per_prompt,
+                max_tokens=settings.max_response_tokens,
+                temperature=settings.temperature,
+            )
+        with timer("score"):
+            scored, reward_seconds = parts.rewards.score(samples)
+        with timer("advantages"):
+            batch, rows, advantages = build_batch(scored, parts.pad_token_id, settings.advantage,
+                                                  drop_uninformative=settings.dynamic_sampling, **settings.advantage_params)
+    update = plan_update(batch, settings.mini_batches, parts.learner.world_size)
+    coefs = parts.entropy.coefs(batch.domains)
     with timer("update"):
-        learned = parts.learner.train_step(plan, coefs)
+        learned = parts.learner.train_step(update, coefs, kind="sft" if sft else "rl")
     with timer("sync"):
         policy_version += 1
         sync_seconds = parts.learner.sync_weights(policy_version)
@@ -127,7 +174,9 @@ def train_step(settings: LoopSettings, parts: RunParts, step: int, policy_versio
     parts.entropy.update({d: m["entropy_mean"] for d, m in domains.items() if "entropy_mean" in m})
     return {
         "kind": "train",
+        "update": "sft" if sft else "rl",
         "step": step + 1,
+        "schedule": plan.describe(),
         "policy_version": policy_version,
         "rollout_policy_version": min(s.policy_version for s in samples),
         "domains": domains,
@@ -139,10 +188,15 @@ def train_step(settings: LoopSettings, parts: RunParts, step: int, policy_versio
     }
 
 
+def _demonstration(parts: RunParts, prompt: Prompt, demo: str, policy_version: int) -> Sample:
+    prompt_ids, response_ids = parts.encode(prompt.text, demo)
+    return Sample(prompt, prompt_ids, response_ids, [0.0] * len(response_ids), demo, "demonstration", policy_version)
+
+
 def evaluate(settings: LoopSettings, parts: RunParts, run: RunFolder, *, step: int, policy_version: int) -> dict:
     """Greedy decoding on every domain's held-out split; logs and returns per-domain figures."""
     timer = PhaseTimer()
-    prompts = [p for d in settings.prompts_per_domain for p in parts.sources[d].eval_prompts()]
+    prompts = [p for source in parts.sources.values() for p in source.eval_prompts()]
     with timer("generate"):
         samples = parts.rollout.generate(prompts, samples_per_prompt=1, max_tokens=settings.max_response_tokens, temperature=0.0)
     with timer("score"):
@@ -169,13 +223,25 @@ def progress_line(record: dict, steps: int) -> str:
     return " | ".join(parts)
 
 
-def driver_state(settings: LoopSettings, parts: RunParts, step: int, policy_version: int) -> dict:
+def driver_state(parts: RunParts, step: int, policy_version: int) -> dict:
     """What the driver needs, besides the learner, to resume: step, version, cursors, RNG."""
     return {
         "step": step,
         "policy_version": policy_version,
         "task_cursors": {d: s.state_dict() for d, s in parts.sources.items()},
         "entropy_controllers": parts.entropy.state_dict(),
-        "python_rng": repr(random.getstate()),
+        "planner": parts.planner.state_dict(),
+        "python_rng": list(random.getstate()[1]),
         "torch_rng": torch.get_rng_state().tolist(),
     }
+
+
+def restore_driver_state(parts: RunParts, state: dict) -> tuple[int, int]:
+    for domain, cursor in state["task_cursors"].items():
+        if domain in parts.sources:
+            parts.sources[domain].load_state_dict(cursor)
+    parts.entropy.load_state_dict(state["entropy_controllers"])
+    parts.planner.load_state_dict(state.get("planner", {}))
+    random.setstate((3, tuple(state["python_rng"]), None))
+    torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+    return state["step"], state["policy_version"]

@@ -255,3 +255,17 @@ def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
     """
     d = logp_ref - logp
     return torch.exp(d) - d - 1.0
+
+
+@register_policy_loss("sft")
+def sft_loss(
+    logp: torch.Tensor,
+    logp_old: torch.Tensor,
+    advantages: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+) -> PolicyLossOutput:
+    """Supervised negative log-likelihood -logp per token, for SFT stages of a curriculum (steps on
+    diverse demonstrations, the remedy for lost breadth). Advantages and logp_old are unused."""
+    zeros = torch.zeros_like(logp, dtype=torch.bool)
+    return PolicyLossOutput(loss=-logp, clipped=zeros, ratio=torch.ones_like(logp))

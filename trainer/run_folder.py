@@ -5,7 +5,7 @@ runs/<run_id>/
   metrics.jsonl      one line per step (and one per evaluation), per-domain figures inside
   events.jsonl       start, components, evaluations, checkpoints, errors
   summary.json       written at the end
-  checkpoint/        learner (DeepSpeed) + driver state (step, cursors, RNG)
+  checkpoint/        learner (DeepSpeed) + driver state (step, cursors, RNG); see checkpoint.py
   final_model/       the trained policy as a Hugging Face model folder
 """
 
@@ -55,6 +55,17 @@ class RunFolder:
 
     def event(self, kind: str, **fields) -> None:
         self.append("events.jsonl", {"time": time.time(), "event": kind, **fields})
+
+    def truncate_metrics(self, last_step: int) -> int:
+        """Drop records past `last_step` (written after the checkpoint a resume starts from), so
+        resumed metrics continue without duplicated steps. Returns how many were dropped."""
+        records = self.read_metrics()
+        keep = [r for r in records if r["step"] <= last_step]
+        if len(keep) != len(records):
+            tmp = self.path / "metrics.jsonl.tmp"
+            tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in keep))
+            os.replace(tmp, self.path / "metrics.jsonl")
+        return len(records) - len(keep)
 
     def read_metrics(self) -> list[dict]:
         path = self.path / "metrics.jsonl"

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from counterpoint.rollout.tasks import TaskSource, build_domain
+from counterpoint.trainer.batch import encode_demonstration
 from counterpoint.trainer.tiny_model import EOS, build_model, cached_model_dir, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def build_tiny_model(cfg, domains: list[str], out: Path) -> dict:
     tokenizer = train_tokenizer(corpus, cfg.vocab_size)
     model = build_model(tokenizer, cfg, cfg.seed)
     encoded = {d: [_encode(tokenizer, p.text, demo) for p, demo in pool] for d, pool in pools.items()}
+
     math_eval = sources["math"].eval_prompts() if "math" in sources else []
     steps, accuracy = _supervised(model, tokenizer, encoded, math_eval, cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,9 +66,7 @@ def build_tiny_model(cfg, domains: list[str], out: Path) -> dict:
 
 
 def _encode(tokenizer, prompt: str, demo: str) -> tuple[list[int], int]:
-    # Prompt and response are tokenized apart, exactly as the rollout engine sees them.
-    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    r = tokenizer(demo + EOS, add_special_tokens=False)["input_ids"]
+    p, r = encode_demonstration(tokenizer, prompt, demo)
     return p + r, len(p)
 
 

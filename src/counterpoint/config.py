@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 from counterpoint.cluster.config import ClusterConfig
 from counterpoint.configbase import Section
 from counterpoint.rollout.config import CodeSandboxConfig, DomainConfig, DomainName, GenerationConfig
-from counterpoint.trainer.config import LearnerConfig, ModelConfig
+from counterpoint.trainer.config import LearnerConfig, ModelConfig, ScheduleConfig
 
 
 class RunSection(Section):
@@ -30,6 +30,8 @@ class RunSection(Section):
     """RL steps to train."""
     eval_every_steps: int = Field(0, ge=0)
     """Evaluate on the held-out splits every N steps (0: only at the start and the end)."""
+    checkpoint_every_steps: int = Field(20, ge=0)
+    """Save a resumable checkpoint every N steps (0: only at the end)."""
 
 
 class CounterpointConfig(Section):
@@ -42,6 +44,7 @@ class CounterpointConfig(Section):
     generation: GenerationConfig = GenerationConfig()
     code_sandbox: CodeSandboxConfig = CodeSandboxConfig()
     learner: LearnerConfig = LearnerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
@@ -63,6 +66,7 @@ class CounterpointConfig(Section):
         for name in self.learner.per_domain:
             if name not in self.domains:
                 raise ValueError(f"learner.per_domain.{name}: not a configured domain (domains: {', '.join(self.domains)})")
+        self._check_schedule()
         sequences = self.prompts_per_domain()
         if sum(sequences.values()) * self.generation.samples_per_prompt < self.learner.ranks:
             raise ValueError(
@@ -70,6 +74,28 @@ class CounterpointConfig(Section):
                 "generation.prompts_per_step or lower learner.ranks"
             )
         return self
+
+    def _check_schedule(self) -> None:
+        from counterpoint.trainer.curriculum_stages import ScheduleError
+
+        sched = self.schedule
+        if sched.policy == "sequential" and sched.order is not None:
+            unknown = [d for d in sched.order if d not in self.domains]
+            if unknown:
+                raise ValueError(f"schedule.order: unknown domains {unknown} (domains: {', '.join(self.domains)})")
+        if sched.policy == "stages" and not sched.stages:
+            raise ValueError("schedule.stages: required (a non-empty list) when schedule.policy is 'stages'")
+        try:
+            stages = self.initial_stages()
+        except ScheduleError as err:
+            raise ValueError(f"schedule.{err}") from None
+        for i, stage in enumerate(stages):
+            unknown = [d for d in stage.domains if d not in self.domains]
+            if unknown:
+                raise ValueError(f"schedule.stages[{i}].domains: unknown domains {unknown} (domains: {', '.join(self.domains)})")
+
+    def initial_stages(self):
+        return self.schedule.initial_stages({n: d.weight for n, d in self.domains.items()})
 
     def prompts_per_domain(self) -> dict[str, int]:
         """Split `prompts_per_step` over the domains by weight (largest remainder)."""

@@ -29,11 +29,14 @@ def test_two_real_steps(tmp_path):
         "generation.samples_per_prompt=4",
         "generation.max_response_tokens=8",
         "domains.math.eval_prompts=4",
+        "domains.math.weight=1",
         "domains.code.eval_prompts=4",
         "domains.code.reward_workers=1",
         "domains.creative.eval_prompts=4",
-        # a large step, so a rollout engine left with stale weights would show in the mismatch
+        # a large step, so a rollout engine left with stale weights would show in the mismatch;
+        # the barely trained model earns no reward yet, so an entropy bonus makes the gradient
         "learner.learning_rate=0.01",
+        "learner.entropy.coef=0.1",
     ])
     run = RunFolder(tmp_path / "runs" / "it")
     summary = run_training(cfg, run)
@@ -48,10 +51,17 @@ def test_two_real_steps(tmp_path):
             assert m["samples"] == 8
             assert m["tokens"] > 0 and 0.0 < m["entropy_mean"] < 7.0
             assert m["reward_mean"] == pytest.approx(m["reward_mean"])  # finite
+    assert all(r["grad_norm"] > 0 for r in steps)
     # After the weight sync the engine's log-probs match the learner's: fp32 on both sides.
     # With stale weights (lr 0.01) they would differ by far more than this.
     assert max(m["logprob_mismatch_max"] for m in steps[1]["domains"].values()) < 1e-3
     assert [r["step"] for r in records if r["kind"] == "eval"] == [0, 2]
+    # every step records the schedule version it applied; the controller persisted it
+    assert [r["schedule"]["version"] for r in steps] == [1, 1]
+    from counterpoint.services.controller import ScheduleController
+
+    status = ScheduleController(run.path).status()
+    assert status["status"] == "finished" and status["step"] == 2
 
     events = [json.loads(line)["event"] for line in (run.path / "events.jsonl").read_text().splitlines()]
     assert events[:2] == ["start", "components"] and events[-1] == "end"

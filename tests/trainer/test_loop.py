@@ -4,6 +4,7 @@ The fakes are named as fakes: this tests the loop's logic (planning, grouping, m
 evaluation, run folder), not generation or learning, which the integration test covers.
 """
 
+import json
 import random
 
 import pytest
@@ -13,8 +14,14 @@ from counterpoint.rollout.records import Sample, ScoredSample
 from counterpoint.rollout.tasks import TaskSource, build_domain
 from counterpoint.trainer.entropy_control import AdaptiveEntropyController, DomainEntropyCoefficients
 from counterpoint.trainer.loop import LoopSettings, RunParts, train
+from counterpoint.trainer.planning import FixedPlanner
 from counterpoint.trainer.metrics import merge_learner_sums
 from counterpoint.trainer.run_folder import RunFolder
+
+
+def fake_encode(prompt, demo):
+    """A fake tokenizer: one id per character."""
+    return [ord(c) % 50 for c in prompt], [ord(c) % 50 for c in demo] + [0]
 
 
 class FakeRollout:
@@ -58,7 +65,7 @@ class FakeLearner:
         self.rollout = rollout
         self.plans, self.coefs = [], []
 
-    def train_step(self, plan, entropy_coefs):
+    def train_step(self, plan, entropy_coefs, kind="rl"):
         self.plans.append(plan)
         self.coefs.append(entropy_coefs)
         per_rank = []
@@ -76,6 +83,10 @@ class FakeLearner:
         self.rollout.version = version
         return 0.0
 
+    def save_checkpoint(self, directory, client_state):
+        directory.mkdir(parents=True)
+        (directory / "fake_learner.json").write_text(json.dumps(client_state))
+
 
 def test_loop_steps_metrics_versions_and_eval(tmp_path):
     domains = ["math", "creative"]
@@ -83,10 +94,10 @@ def test_loop_steps_metrics_versions_and_eval(tmp_path):
     learner = FakeLearner(rollout)
     entropy = DomainEntropyCoefficients({"math": 0.001}, {"creative": AdaptiveEntropyController(target=0.5, step_size=1e-3)})
     parts = RunParts({d: TaskSource(build_domain(d), 0, 4) for d in domains}, rollout, FakeRewards(domains), learner,
-                     pad_token_id=0, entropy=entropy)
-    settings = LoopSettings(steps=3, prompts_per_domain={"math": 2, "creative": 1}, samples_per_prompt=4,
+                     pad_token_id=0, entropy=entropy, planner=FixedPlanner({"math": 2, "creative": 1}), encode=fake_encode)
+    settings = LoopSettings(steps=3, samples_per_prompt=4,
                             max_response_tokens=5, temperature=1.0, advantage="grpo", advantage_params={},
-                            dynamic_sampling=False, mini_batches=2, eval_every_steps=2, seed=0)
+                            dynamic_sampling=False, mini_batches=2, eval_every_steps=2, checkpoint_every_steps=2, seed=0)
     run = RunFolder(tmp_path / "run")
     result = train(settings, parts, run)
 
@@ -117,3 +128,43 @@ def test_loop_steps_metrics_versions_and_eval(tmp_path):
     assert train_records[0]["domains"]["math"]["entropy_coef"] == pytest.approx(0.001)
     assert result["state"]["entropy_controllers"]["creative"]["alpha"] == pytest.approx(3e-3)
     assert result["state"]["task_cursors"]["math"]["cursor"] >= 6
+
+
+def _parts(domains=("math", "creative")):
+    rollout = FakeRollout()
+    entropy = DomainEntropyCoefficients({}, {"creative": AdaptiveEntropyController(target=0.5, step_size=1e-3)})
+    return RunParts({d: TaskSource(build_domain(d), 0, 4) for d in domains}, rollout, FakeRewards(domains),
+                    FakeLearner(rollout), pad_token_id=0, entropy=entropy, planner=FixedPlanner({"math": 2, "creative": 1}), encode=fake_encode)
+
+
+def _settings(steps):
+    return LoopSettings(steps=steps, samples_per_prompt=4, max_response_tokens=5, temperature=1.0, advantage="grpo",
+                        advantage_params={}, dynamic_sampling=False, mini_batches=1, eval_every_steps=0,
+                        checkpoint_every_steps=2, seed=0)
+
+
+def test_resume_continues_without_duplicated_steps(tmp_path):
+    from counterpoint.trainer.checkpoint import load_driver_state
+    from counterpoint.trainer.loop import train
+
+    straight = RunFolder(tmp_path / "straight")
+    train(_settings(4), _parts(), straight)
+
+    run = RunFolder(tmp_path / "resumed")
+    train(_settings(2), _parts(), run)  # stops after step 2 with a checkpoint
+    run.log_metrics({"kind": "train", "step": 3, "note": "written after the checkpoint, then a crash"})
+    state = load_driver_state(run)
+    assert state["step"] == 2
+    run.truncate_metrics(state["step"])
+    parts = _parts()
+    result = train(_settings(4), parts, run, resume=state)
+    steps = [r["step"] for r in run.read_metrics() if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4]
+    assert result["policy_version"] == 4
+    # cursors and the adaptive controller carried over: the resumed run saw the same prompts
+    # and used the same entropy coefficients as the run that never stopped
+    assert result["state"]["task_cursors"] == load_driver_state(straight)["task_cursors"]
+    resumed_alpha = result["state"]["entropy_controllers"]["creative"]["alpha"]
+    assert resumed_alpha == pytest.approx(load_driver_state(straight)["entropy_controllers"]["creative"]["alpha"])
+    assert resumed_alpha == pytest.approx(4e-3)
+    assert (run.path / "checkpoint" / "learner" / "fake_learner.json").exists()
