@@ -1,0 +1,341 @@
+"""The Kubernetes manifests in k8s/: every target renders and validates offline, and the rules
+the deployment depends on hold (Ray token everywhere, probes, no secrets, overlay shapes)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from counterpoint.cluster import k8s_validate as kv
+from counterpoint.config import config_from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "k8s"
+TARGETS = kv.default_targets(K8S)
+RAY_SECRET = {"name": "counterpoint-ray-auth", "key": "auth_token"}
+PLACEHOLDER = "REPLACE_WITH_A_RANDOM_TOKEN"
+NO_SCHEMAS = "KubeRay CRD schemas not found (../shared/k8s-schemas or $COUNTERPOINT_K8S_SCHEMAS): KubeRay check skipped"
+
+
+def _source(target: Path) -> str:
+    return str(target.relative_to(K8S))
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, kv.Report]:
+    schemas = kv.schemas_dir(REPO)
+    return {_source(t): kv.check_target(t, K8S, schemas) for t in TARGETS}
+
+
+@pytest.fixture(scope="module")
+def schemas() -> Path:
+    found = kv.schemas_dir(REPO)
+    if found is None:
+        pytest.skip(NO_SCHEMAS)
+    return found
+
+
+def _docs(reports, source: str, kind: str | None = None) -> list[dict]:
+    return [d for d in reports[source].documents if kind is None or d["kind"] == kind]
+
+
+def _one(reports, source: str, kind: str) -> dict:
+    (doc,) = _docs(reports, source, kind)
+    return doc
+
+
+def containers_of(doc: dict) -> list[tuple[str, dict]]:
+    """(where, container) for every container of a Deployment, RayCluster or RayJob."""
+    out = []
+
+    def pod(where: str, template: dict | None) -> None:
+        spec = (template or {}).get("spec") or {}
+        for key in ("initContainers", "containers"):
+            out.extend((f"{where}.{key}[{c['name']}]", c) for c in spec.get(key) or [])
+
+    spec = doc.get("spec") or {}
+    if doc["kind"] == "Deployment":
+        pod("spec.template", spec["template"])
+    if doc["kind"] == "RayJob":
+        pod("spec.submitterPodTemplate", spec.get("submitterPodTemplate"))
+        spec = spec.get("rayClusterSpec") or {}
+    if doc["kind"] in ("RayCluster", "RayJob") and spec.get("headGroupSpec"):
+        pod("headGroupSpec", spec["headGroupSpec"]["template"])
+        for g in spec.get("workerGroupSpecs") or []:
+            pod(f"workerGroupSpecs[{g['groupName']}]", g["template"])
+    return out
+
+
+def _pod_specs(doc: dict) -> dict[str, dict]:
+    if doc["kind"] == "Deployment":
+        return {"control-plane": doc["spec"]["template"]["spec"]}
+    specs = {"head": doc["spec"]["headGroupSpec"]["template"]["spec"]}
+    specs.update({g["groupName"]: g["template"]["spec"] for g in doc["spec"]["workerGroupSpecs"]})
+    return specs
+
+
+def _group(raycluster: dict, name: str) -> dict:
+    return next(g for g in raycluster["spec"]["workerGroupSpecs"] if g["groupName"] == name)
+
+
+def _env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env") or []}
+
+
+# --- rendering and validation -----------------------------------------------------------------
+
+
+def test_the_expected_targets_exist():
+    found = {_source(t) for t in TARGETS}
+    assert {"base", "overlays/cpu-dev", "overlays/gpu-prod", "run"} <= found
+    assert {"secrets/ray-auth.template.yaml", "secrets/api-tokens.template.yaml"} <= found
+
+
+@pytest.mark.parametrize("source", [_source(t) for t in TARGETS])
+def test_every_target_renders_and_validates(reports, source):
+    report = reports[source]
+    assert report.documents, f"{source} rendered no documents"
+    assert report.ok, "\n".join(map(str, report.problems))
+
+
+def test_kuberay_kinds_are_checked_against_the_crd_schemas(reports, schemas):
+    checked = 0
+    for report in reports.values():
+        for doc in report.documents:
+            if doc["kind"] in kv.KUBERAY_KINDS:
+                assert kv.validate_kuberay(doc, schemas) == [], doc["kind"]
+                checked += 1
+    assert checked >= 4  # the RayCluster of base and both overlays, and the RayJob
+
+
+def test_a_misspelled_or_mistyped_raycluster_field_is_named(reports, schemas):
+    rc = copy.deepcopy(_one(reports, "overlays/cpu-dev", "RayCluster"))
+    workers = rc["spec"]["workerGroupSpecs"]
+    workers[0]["replica"] = workers[0].pop("replicas")
+    workers[1]["maxReplicas"] = "four"
+    head = rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    head["securityContext"]["runAsNonroot"] = True  # deep inside the embedded pod template
+
+    report = kv.validate_documents([rc], "test", schemas)
+    found = {(p.path, p.message) for p in report.problems}
+    assert all(p.kind == "RayCluster" and p.name == "counterpoint" for p in report.problems)
+    assert any(path == "spec.workerGroupSpecs[0]" and "'replica'" in msg for path, msg in found), found
+    assert any(path == "spec.workerGroupSpecs[1].maxReplicas" and "integer" in msg for path, msg in found), found
+    assert any(path.endswith("containers[0].securityContext") and "'runAsNonroot'" in msg for path, msg in found), found
+
+
+def test_a_bad_deployment_field_is_named(reports):
+    dep = copy.deepcopy(_one(reports, "overlays/cpu-dev", "Deployment"))
+    dep["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    dep["spec"]["replicas"] = "one"
+
+    problems = kv.validate_documents([dep], "test", None).problems
+    assert {p.kind for p in problems} == {"Deployment"}
+    text = "\n".join(map(str, problems))
+    assert "spec.template.spec.containers[0]" in text and "'imagePullPolicyy'" in text, text
+    assert "spec.replicas" in text, text
+
+
+def test_without_the_schemas_folder_kuberay_is_skipped_and_builtins_still_checked(reports, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv(kv.SCHEMAS_ENV, str(tmp_path / "absent"))
+    assert kv.schemas_dir(REPO) is None
+    dep = copy.deepcopy(_one(reports, "overlays/cpu-dev", "Deployment"))
+    dep["spec"]["template"]["spec"]["serviceAccount"] = {"name": "wrong type"}
+    docs = _docs(reports, "overlays/cpu-dev") + [dep]
+
+    report = kv.validate_documents(docs, "overlays/cpu-dev", None)
+    assert any("RayCluster/counterpoint: KubeRay schema check skipped" in n for n in report.notes)
+    assert [p.path for p in report.problems] == ["spec.template.spec.serviceAccount"]
+
+    assert kv.main(["--repo", str(REPO), str(K8S / "overlays" / "cpu-dev")]) == 0
+    out = capsys.readouterr().out
+    assert f"KubeRay CRD schemas not found at {tmp_path / 'absent'}" in out, out
+
+
+def test_a_kustomization_that_does_not_render_is_reported(tmp_path):
+    (tmp_path / "kustomization.yaml").write_text("resources:\n  - missing.yaml\n")
+    report = kv.check_target(tmp_path, tmp_path.parent, None)
+    assert not report.ok
+    assert "kubectl kustomize failed" in report.problems[0].message
+
+
+def test_kubectl_and_helm_come_from_the_wheel():
+    for tool in ("kubectl", "helm"):
+        path = kv.tool_path(tool)
+        assert path.is_file() and os.access(path, os.X_OK), path
+
+
+# --- rules the deployment depends on ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["base", "overlays/cpu-dev", "overlays/gpu-prod", "run"])
+def test_every_container_that_talks_to_ray_carries_the_token(reports, source):
+    docs = [d for d in _docs(reports, source) if d["kind"] in ("RayCluster", "RayJob")]
+    assert docs
+    for doc in docs:
+        for where, c in containers_of(doc):
+            env = _env(c)
+            label = f"{doc['kind']}/{doc['metadata']['name']} {where}"
+            assert env.get("RAY_AUTH_MODE", {}).get("value") == "token", label
+            assert env.get("RAY_AUTH_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef") == RAY_SECRET, label
+        if doc["kind"] == "RayCluster":
+            assert doc["spec"]["authOptions"] == {"mode": "token", "secretName": RAY_SECRET["name"]}
+
+
+def test_the_control_plane_does_not_hold_the_ray_token(reports):
+    # It steers runs through their folders on /runs; the Ray token would let a compromised API
+    # pod run code on the cluster.
+    dep = _one(reports, "overlays/gpu-prod", "Deployment")
+    for _, c in containers_of(dep):
+        assert not {"RAY_AUTH_TOKEN", "RAY_ADDRESS"} & set(_env(c))
+    assert "counterpoint.ai/ray-client" not in dep["spec"]["template"]["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("source", ["overlays/cpu-dev", "overlays/gpu-prod"])
+def test_the_control_plane_has_probes_and_a_cluster_ip_service(reports, source):
+    dep = _one(reports, source, "Deployment")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    assert {p["containerPort"] for p in c["ports"]} == {8000}
+    assert "counterpoint serve --runs-dir /runs --host 0.0.0.0 --port 8000" in c["command"][-1]
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert _env(c)["COUNTERPOINT_TOKENS_FILE"]["value"].startswith("/etc/counterpoint/api-tokens/")
+    svc = _one(reports, source, "Service")
+    assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["ports"][0]["port"] == 8000
+    assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+
+
+_SECRETISH_NAME = re.compile(r"TOKEN|PASSWORD|SECRET|API_?KEY|CREDENTIAL", re.I)
+_SECRETISH_VALUE = re.compile(r"\b(?:[A-Fa-f0-9]{32,}|[A-Za-z0-9+/_-]{40,}={0,2}|gh[pousr]_\w+|sk-\w{20,})\b")
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+    elif isinstance(node, str):
+        yield node
+
+
+def test_no_manifest_hard_codes_a_secret(reports):
+    for source, report in reports.items():
+        for doc in report.documents:
+            label = f"{source}: {doc['kind']}/{doc['metadata']['name']}"
+            if doc["kind"] == "Secret":
+                assert source.startswith("secrets/") and source.endswith(".template.yaml"), label
+                assert not doc.get("data"), f"{label}: templates use stringData placeholders"
+                for text in doc["stringData"].values():
+                    tokens = re.findall(r"token:\s*(\S+)", text) or [text]
+                    assert all(t == PLACEHOLDER for t in tokens), label
+                continue
+            for s in _strings(doc):
+                assert not _SECRETISH_VALUE.search(s), f"{label}: {s[:20]}... looks like a secret"
+            for kind in ("RayCluster", "RayJob", "Deployment"):
+                if doc["kind"] == kind:
+                    for where, c in containers_of(doc):
+                        for name, e in _env(c).items():
+                            if _SECRETISH_NAME.search(name) and not name.endswith(("_FILE", "_PATH", "_MODE")):
+                                assert "value" not in e, f"{label} {where}: {name} has a literal value"
+
+
+def test_overlay_shapes(reports):
+    base_gpu = _group(_one(reports, "base", "RayCluster"), "gpu-workers")
+    assert base_gpu["replicas"] == 0
+    assert base_gpu["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+
+    dev = _one(reports, "overlays/cpu-dev", "RayCluster")
+    assert _group(dev, "gpu-workers")["replicas"] == 0 and _group(dev, "gpu-workers")["maxReplicas"] == 0
+    assert _group(dev, "cpu-workers")["replicas"] >= 1
+    dev_images = {c["image"] for d in _docs(reports, "overlays/cpu-dev") for _, c in containers_of(d)}
+    assert dev_images == {"ghcr.io/counterpoint-ai/counterpoint:0.1.0"}
+    assert _one(reports, "overlays/cpu-dev", "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+    prod = _one(reports, "overlays/gpu-prod", "RayCluster")
+    gpu = _group(prod, "gpu-workers")
+    assert gpu["replicas"] > 0 and gpu["minReplicas"] > 0
+    limits = gpu["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert int(limits["nvidia.com/gpu"]) > 0
+    prod_images = {c["image"] for d in _docs(reports, "overlays/gpu-prod") for _, c in containers_of(d)}
+    assert prod_images == {"ghcr.io/counterpoint-ai/counterpoint:0.1.0-gpu"}
+    dev_head = dev["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    prod_head = prod["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert int(prod_head["cpu"]) > int(dev_head["cpu"])
+    assert _one(reports, "overlays/gpu-prod", "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+@pytest.mark.parametrize("source", ["overlays/cpu-dev", "overlays/gpu-prod"])
+def test_runs_volume_is_mounted_at_runs_everywhere(reports, source):
+    claim = _one(reports, source, "PersistentVolumeClaim")["metadata"]["name"]
+    for doc in (_one(reports, source, "RayCluster"), _one(reports, source, "Deployment")):
+        for pod_name, spec in _pod_specs(doc).items():
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            (c,) = spec["containers"]
+            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            assert volumes[mounts["/runs"]]["persistentVolumeClaim"]["claimName"] == claim, pod_name
+
+
+@pytest.mark.parametrize("source", ["overlays/cpu-dev", "overlays/gpu-prod"])
+def test_only_the_sandbox_group_runs_as_root_and_it_has_its_own_user_namespace(reports, source):
+    for doc in (_one(reports, source, "RayCluster"), _one(reports, source, "Deployment")):
+        for pod_name, spec in _pod_specs(doc).items():
+            (c,) = spec["containers"]
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"], pod_name
+            assert spec["automountServiceAccountToken"] is False, pod_name
+            if pod_name == "cpu-workers":
+                assert spec["hostUsers"] is False
+                assert sc["runAsUser"] == 0 and sc["privileged"] is False
+                assert set(sc["capabilities"]["add"]) == {"SETUID", "SETGID", "KILL"}
+                assert sc["procMount"] == "Unmasked"
+            else:
+                assert spec["securityContext"]["runAsNonRoot"] is True, pod_name
+                assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", pod_name
+
+
+@pytest.mark.parametrize("source", ["overlays/cpu-dev", "overlays/gpu-prod"])
+def test_the_run_config_parses_and_joins_the_cluster_with_a_token(reports, source):
+    cm = _one(reports, source, "ConfigMap")
+    head = _one(reports, source, "RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in head["containers"][0]["volumeMounts"]}
+    config_volume = next(v["name"] for v in head["volumes"] if v.get("configMap", {}).get("name") == cm["metadata"]["name"])
+    assert mounts[config_volume] == "/config"
+
+    cfg = config_from_dict(yaml.safe_load(cm["data"]["run.yaml"]))
+    assert cfg.cluster.address == "auto" and cfg.cluster.auth_mode == "token"
+    assert str(cfg.run.output_dir).startswith("/runs") and str(cfg.model.cache_dir).startswith("/runs")
+
+    job = _one(reports, "run", "RayJob")
+    assert job["spec"]["entrypoint"] == "counterpoint run --config /config/run.yaml"
+    assert job["spec"]["clusterSelector"] == {"ray.io/cluster": _one(reports, source, "RayCluster")["metadata"]["name"]}
+
+
+def test_the_network_policy_keeps_gcs_to_ray_pods_and_the_dashboard_to_known_clients(reports):
+    (np,) = _docs(reports, "overlays/cpu-dev", "NetworkPolicy")
+    assert np["spec"]["podSelector"] == {"matchLabels": {"ray.io/cluster": "counterpoint"}}
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+    for rule in np["spec"]["ingress"]:
+        assert rule["from"], "an empty `from` would admit every pod"
+        for peer in rule["from"]:
+            assert peer.get("podSelector", {}).get("matchLabels"), "each peer names the pods it admits"
+        if "ports" in rule:
+            assert 6379 not in {p["port"] for p in rule["ports"]}
+        else:
+            assert rule["from"] == [{"podSelector": {"matchLabels": {"ray.io/cluster": "counterpoint"}}}]
+    clients = {"counterpoint.ai/ray-client": "true"}
+    assert _one(reports, "run", "RayJob")["spec"]["submitterPodTemplate"]["metadata"]["labels"] == clients
+
+
+def test_the_dockerfile_has_the_sandbox_packages_a_gpu_variant_and_a_non_root_user():
+    text = (K8S / "Dockerfile").read_text()
+    assert re.search(r"apt-get install[^\n]*\\\n[^\n]*bubblewrap python3", text)
+    assert "ARG EXTRA=cpu" in text and '".[$EXTRA]"' in text and '".[cpu]"' in text
+    assert "USER 1000:1000" in text
