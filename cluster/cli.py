@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from counterpoint.cluster import jobs_cli
 from counterpoint.services import cli as services_cli
 
 DESCRIPTION = """\
@@ -32,8 +33,9 @@ events.jsonl, summary.json, checkpoint/ (DeepSpeed learner + driver state) and f
 """
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="PATH", help="YAML config (default: the shipped default.yaml)")
+def _add_config_args(p: argparse.ArgumentParser, with_config: bool = True) -> None:
+    if with_config:
+        p.add_argument("--config", metavar="PATH", help="YAML config (default: the shipped default.yaml)")
     p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override one config field, e.g. --set learner.ranks=1 (repeatable)")
 
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint (its own config, plus any --set/--steps)")
     run.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
     services_cli.register(sub)
+    jobs_cli.register(sub, _add_config_args)
     cfg = sub.add_parser("config", help="validate a config and print it resolved, as JSON",
                          description="Validate a config (with overrides) and print the resolved tree.")
     _add_config_args(cfg)
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in services_cli.COMMANDS:
         return services_cli.main_for(args)
+    if args.command in jobs_cli.COMMANDS:
+        return jobs_cli.main_for(args)
     from counterpoint.config import ConfigError, load_config, resolved_json
 
     overrides = list(args.overrides)
