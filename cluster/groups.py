@@ -7,6 +7,7 @@ line each, here. Nothing else in the project imports Ray for these parts.
 from __future__ import annotations
 
 import socket
+import time
 from collections import defaultdict
 
 import ray
@@ -55,9 +56,22 @@ def collect(actor, ref, reissue, *, what: str, on_event, retries: int = 3, timeo
             if isinstance(err, ray.exceptions.GetTimeoutError):
                 ray.kill(actor, no_restart=False)  # a hung worker is replaced like a dead one
             on_event("actor_recovered", actor=what, attempt=attempt + 1, error=type(err).__name__)
-            ray.get(actor.__ray_ready__.remote(), timeout=300)
+            _await_restart(actor)
             ref = reissue()
     raise AssertionError("unreachable")
+
+
+def _await_restart(actor, timeout_s: float = 300.0) -> None:
+    """Block until Ray has restarted `actor` (calls on a restarting actor fail at once)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=max(1.0, deadline - time.monotonic()))
+            return
+        except ray.exceptions.ActorUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _no_events(kind: str, **fields) -> None:
@@ -87,7 +101,14 @@ class RayRollout:
                     ray.get(engine.update_weights.remote(self.weights_ref, self.version))
                 return engine.generate.remote(chunk, **kwargs)
 
-            out += collect(engine, ref, reissue, what=f"rollout-{i}", on_event=self.on_event)
+            samples = collect(engine, ref, reissue, what=f"rollout-{i}", on_event=self.on_event)
+            if self.weights_ref is not None and any(x.policy_version != self.version for x in samples):
+                # Ray restarted this engine between calls (its constructor loaded the base model):
+                # give it the current weights and generate the chunk again.
+                self.on_event("engine_reloaded", actor=f"rollout-{i}", stale_version=samples[0].policy_version,
+                              version=self.version)
+                samples = ray.get(reissue())
+            out += samples
         return out
 
     def load_weights(self, weights_ref, version: int) -> float:
