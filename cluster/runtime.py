@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,24 @@ def start_ray(cfg, *, log_to_driver: bool = False) -> str:
     """
     import ray
 
+    with _keep_sigterm_handler():
+        return _init(ray, cfg, log_to_driver)
+
+
+@contextmanager
+def _keep_sigterm_handler():
+    """ray.init installs a SIGTERM handler that aborts the process; put back the caller's (the
+    CLI's turns SIGTERM into an orderly stop that records the event and shuts Ray down)."""
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if on_main else None
+    try:
+        yield
+    finally:
+        if on_main and callable(previous):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _init(ray, cfg, log_to_driver: bool) -> str:
     runtime_env = {"env_vars": dict(WORKER_ENV)}
     if cfg.address is None:
         os.environ["RAY_AUTH_MODE"] = "disabled"
