@@ -119,7 +119,8 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
         for i in range(gen.engines)
     ]
     pools = {
-        d: [RewardActor.options(num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", **RESTARTABLE).remote(d, cfg.code_sandbox)
+        d: [RewardActor.options(num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", **RESTARTABLE).remote(
+            d, cfg.code_sandbox, dc.suite, cfg.rewards)
             for w in range(dc.reward_workers)]
         for d, dc in cfg.domains.items()
     }
@@ -130,7 +131,8 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
         micro_batches=_micro_batches(cfg), seed=cfg.run.seed, cache_dir=str(cache),
     )
     ray.get([e.__ray_ready__.remote() for e in engines] + [w.__ray_ready__.remote() for p in pools.values() for w in p])
-    sources = {d: TaskSource(build_domain(d, sandbox=cfg.code_sandbox), cfg.run.seed, dc.eval_prompts) for d, dc in cfg.domains.items()}
+    # The driver only draws prompts: its domain objects never score (no checker processes here).
+    sources = {d: TaskSource(build_domain(d, suite=dc.suite), cfg.run.seed, dc.eval_prompts) for d, dc in cfg.domains.items()}
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     components = [
         f"ray {_version('ray')} ({ray_desc})",

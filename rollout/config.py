@@ -18,6 +18,10 @@ class DomainConfig(Section):
     """Size of the held-out eval split, scored with greedy decoding."""
     reward_workers: int = Field(1, ge=1)
     """Reward actors serving this domain."""
+    suite: str = "synthetic"
+    """Where the domain's problems come from: "synthetic" (sized for the tiny model) or a suite
+    shipped in a package: math "gsm" (reasoning-gym), "champ"; code "humaneval"; creative
+    "writingbench" (see docs/rewards.md)."""
 
 
 class GenerationConfig(Section):
@@ -40,3 +44,37 @@ class CodeSandboxConfig(Section):
     cpu_seconds: int = Field(2, ge=1)
     memory_mib: int = Field(256, ge=32)
     wall_seconds: float = Field(5.0, gt=0.0)
+
+
+class MathRewardConfig(Section):
+    timeout_seconds: float = Field(2.0, gt=0.0)
+    """Per-check deadline; math-verify runs in a child process that is killed and replaced on
+    timeout, so a pathological answer never stalls the reward worker."""
+    max_response_chars: int = Field(4096, ge=64)
+    """Only the last this many characters of a response are parsed."""
+
+
+class CreativeJudgeConfig(Section):
+    model_path: str
+    """A local Hugging Face model folder served by a vLLM engine inside each creative reward
+    worker. On CPU the built-in models are far too small to judge: this is plumbing there."""
+    max_tokens: int = Field(8, ge=1)
+    kv_cache_mib: int = Field(64, ge=8)
+
+
+class CreativeRewardConfig(Section):
+    novelty_kind: Literal["lexical", "embedding"] = "lexical"
+    """"lexical": character-trigram novelty (fast); "embedding": cosine novelty with
+    all-MiniLM-L6-v2 from its package (~50 short lines/s on one CPU core)."""
+    novelty_reduce: Literal["mean", "max"] = "mean"
+    """Novelty = 1 - the mean (or max) similarity to the group's other samples and the memory."""
+    memory_size: int = Field(0, ge=0)
+    """Recent outputs remembered per reward worker (0: novelty within the group only)."""
+    novelty_weight: float = Field(1.0, ge=0.0)
+    judge_weight: float = Field(0.0, ge=0.0)
+    judge: CreativeJudgeConfig | None = None
+
+
+class RewardsConfig(Section):
+    math: MathRewardConfig = MathRewardConfig()
+    creative: CreativeRewardConfig = CreativeRewardConfig()

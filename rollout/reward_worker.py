@@ -14,12 +14,14 @@ from counterpoint.rollout.tasks import build_domain
 
 
 class RewardWorker:
-    def __init__(self, domain: str, sandbox_config=None):
-        self.domain = build_domain(domain, sandbox=sandbox_config)
+    def __init__(self, domain: str, sandbox_config=None, suite: str = "synthetic", rewards_config=None):
+        self.domain = build_domain(domain, sandbox=sandbox_config, suite=suite, rewards=rewards_config)
         if domain == "code":
             from counterpoint.rollout.sandbox import check_sandbox
 
             check_sandbox()  # fail at start-up with a clear message, not on the first batch
+        if hasattr(self.domain, "warm_up"):
+            self.domain.warm_up()  # e.g. math-verify's checker process: a missing one fails here
 
     def score(self, groups: list[tuple[Prompt, list[str]]]) -> tuple[list[list[Score]], float]:
         """Scores for each (prompt, responses) group, and the seconds spent."""

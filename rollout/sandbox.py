@@ -2,14 +2,17 @@
 
 The program sees a read-only /usr, a private /proc, /dev and a small in-memory /tmp, and nothing
 else of the host: no /etc, no /home, no network (all namespaces are unshared), no environment
-variables. It runs Debian's /usr/bin/python3 as uid/gid 65534 with CPU, address-space, process and
+variables. It runs Debian's /usr/bin/python3 under an unprivileged uid/gid of its own (one of
+SANDBOX_UIDS, a different one for each run at the same time) with CPU, address-space, process and
 file-size limits, under a wall-clock timeout, and its output is read up to a cap. A run costs
 20-30 ms; no Docker or daemon is needed, only the `bubblewrap` package and root to start it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import resource
 import selectors
 import shutil
@@ -17,10 +20,20 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 SANDBOX_PYTHON = "/usr/bin/python3"
 NOBODY = 65534
+SANDBOX_UIDS = range(65100, 65132)
+"""Unprivileged uids (and gids) without an account, one per concurrent run. RLIMIT_NPROC counts
+the processes of a uid across the whole host, so runs side by side under one uid would share it
+and a fork bomb in one would make its neighbours fail. A run claims a free uid with a lock file,
+which works across the reward worker processes of a host."""
+# Fixed, not from TMPDIR: every process on the host must see the same locks.
+_UID_LOCK_DIR = Path("/tmp/counterpoint-sandbox-uids")
 _INSTALL_HINT = "run `apt-get install bubblewrap python3` (make setup does this)"
 
 
@@ -34,7 +47,8 @@ class SandboxLimits:
     memory_bytes: int = 256 * 2**20
     """Address-space limit (RLIMIT_AS) of every process in the sandbox."""
     max_processes: int = 16
-    """RLIMIT_NPROC, counted over all processes of uid 65534 on the host."""
+    """RLIMIT_NPROC, counted over all processes of the run's uid on the host (bwrap, the harness and
+    the candidate's process take 3)."""
     max_file_bytes: int = 2**20
     tmp_bytes: int = 16 * 2**20
     """Size of the in-memory /tmp, so many small files cannot fill the host's RAM."""
@@ -53,7 +67,10 @@ class SandboxResult:
     duration_s: float
 
 
-def _bwrap_argv(program_fd: int, limits: SandboxLimits) -> list[str]:
+def _bwrap_argv(file_fds: dict[str, int], limits: SandboxLimits, args: Sequence[str]) -> list[str]:
+    """`file_fds` maps paths under /tmp (the program at /tmp/main.py first) to descriptors of their contents."""
+    # After the tmpfs, or the tmpfs would hide them. Read-only, so the program cannot edit itself.
+    files = [arg for path, fd in file_fds.items() for arg in ("--ro-bind-data", str(fd), path)]
     return [
         "bwrap",
         "--ro-bind", "/usr", "/usr",
@@ -63,15 +80,18 @@ def _bwrap_argv(program_fd: int, limits: SandboxLimits) -> list[str]:
         "--proc", "/proc",
         "--dev", "/dev",
         "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-        # After the tmpfs, or the tmpfs would hide it. Read-only, so the program cannot edit itself.
-        "--ro-bind-data", str(program_fd), "/tmp/main.py",
+        *files,
         # bwrap's own root and /dev are unbounded tmpfs mounts: make them read-only so only the
         # size-capped /tmp can take writes (device nodes such as /dev/null still work).
         "--remount-ro", "/dev",
         "--remount-ro", "/",
         "--unshare-all",
+        # No user namespaces inside: one would give the program every capability over a nested
+        # namespace (mounts, new network namespaces), kernel surface it has no use for.
+        "--unshare-user",
+        "--disable-userns",
         # No bwrap init as PID 1: bwrap exits without reaping that init, leaving a zombie that
-        # holds one of uid 65534's RLIMIT_NPROC slots until the host's init reaps it (a container
+        # holds one of the uid's RLIMIT_NPROC slots until the host's init reaps it (a container
         # whose PID 1 never reaps would run out of slots). The program's exit still ends the PID
         # namespace, and with it everything it forked.
         "--as-pid-1",
@@ -80,12 +100,12 @@ def _bwrap_argv(program_fd: int, limits: SandboxLimits) -> list[str]:
         "--clearenv",
         "--chdir", "/tmp",
         # -I: ignore PYTHON* variables and user site; -S: skip site-packages (faster, less surface).
-        SANDBOX_PYTHON, "-I", "-S", "/tmp/main.py",
+        SANDBOX_PYTHON, "-I", "-S", "/tmp/main.py", *args,
     ]  # fmt: skip
 
 
 def _set_limits(limits: SandboxLimits) -> None:
-    # Runs in the forked child after Popen dropped to uid 65534 (CPython does the drop before
+    # Runs in the forked child after Popen dropped to the sandbox uid (CPython does the drop before
     # calling preexec_fn): root ignores RLIMIT_NPROC, so it only holds once the uid is dropped.
     # Only setrlimit here: preexec_fn runs in a forked copy of a possibly threaded process.
     # Soft = hard: the kernel sends SIGKILL at the hard limit, while the SIGXCPU of a soft limit
@@ -95,6 +115,58 @@ def _set_limits(limits: SandboxLimits) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_bytes, limits.max_file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@contextmanager
+def _claim_uid():
+    """A uid from SANDBOX_UIDS that no other run on this host holds, held until the block ends."""
+    _UID_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    start = random.randrange(len(SANDBOX_UIDS))
+    order = [SANDBOX_UIDS[(start + i) % len(SANDBOX_UIDS)] for i in range(len(SANDBOX_UIDS))]
+    for i, uid in enumerate(order):
+        fd = os.open(_UID_LOCK_DIR / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            # Non-blocking while there are others to try; the last one is waited for.
+            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if i < len(order) - 1 else 0))
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield uid
+        finally:
+            os.close(fd)  # releases the lock
+        return
+
+
+def _uid_in_use(uid: int) -> bool:
+    """Whether a run holds `uid` now (its lock file is locked)."""
+    try:
+        fd = os.open(_UID_LOCK_DIR / str(uid), os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def leftover_processes() -> list[tuple[int, int, str]]:
+    """(pid, uid, command line) of live processes under a sandbox uid that no run holds: whatever a
+    finished run left behind (the kernel takes a moment to tear a sandbox down, so poll)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+            if uid not in SANDBOX_UIDS or _uid_in_use(uid):
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                found.append((int(pid), uid, f.read().replace(b"\0", b" ").decode(errors="replace")))
+        except OSError:  # it ended while we looked
+            continue
+    return found
 
 
 def _read_capped(proc: subprocess.Popen, cap: int, deadline: float) -> tuple[bytes, bytes, bool]:
@@ -138,22 +210,45 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def run_python(source: str, limits: SandboxLimits) -> SandboxResult:
-    """Run `source` as a Python program in the sandbox and return its exit status and output."""
+def run_python(
+    source: str,
+    limits: SandboxLimits,
+    *,
+    args: Sequence[str] = (),
+    files: Mapping[str, str | bytes] | None = None,
+    stdin: bytes = b"",
+) -> SandboxResult:
+    """Run `source` as a Python program in the sandbox and return its exit status and output.
+
+    `args` are its command-line arguments, `files` extra read-only files (path under /tmp → text
+    or bytes) and `stdin` what it reads on standard input.
+    """
     start = time.monotonic()
     deadline = start + limits.wall_seconds
-    with tempfile.TemporaryFile() as program:
-        program.write(source.encode(errors="replace"))  # a lone surrogate becomes a syntax error
-        program.seek(0)
+    contents = {"/tmp/main.py": source, **(files or {})}
+    with ExitStack() as stack:
+        uid = stack.enter_context(_claim_uid())
+        fds = {}
+        for path, text in contents.items():
+            if not path.startswith("/tmp/") or path.count("/") != 2:
+                raise ValueError(f"sandbox files go directly under /tmp, not {path!r}")
+            f = stack.enter_context(tempfile.TemporaryFile())
+            # A lone surrogate in model output becomes a syntax error, not an exception here.
+            f.write(text if isinstance(text, bytes) else text.encode(errors="replace"))
+            f.seek(0)
+            fds[path] = f.fileno()
+        stdin_file = stack.enter_context(tempfile.TemporaryFile())
+        stdin_file.write(stdin)
+        stdin_file.seek(0)
         try:
             proc = subprocess.Popen(
-                _bwrap_argv(program.fileno(), limits),
-                stdin=subprocess.DEVNULL,
+                _bwrap_argv(fds, limits, args),
+                stdin=stdin_file,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=[program.fileno()],
-                user=NOBODY,
-                group=NOBODY,
+                pass_fds=list(fds.values()),
+                user=uid,
+                group=uid,
                 extra_groups=[],
                 preexec_fn=lambda: _set_limits(limits),
                 start_new_session=True,  # so the fallback in _kill can signal bwrap's group
@@ -161,17 +256,17 @@ def run_python(source: str, limits: SandboxLimits) -> SandboxResult:
         except FileNotFoundError as e:
             raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {_INSTALL_HINT}") from e
         except PermissionError as e:
-            raise SandboxUnavailable(f"the sandbox must start as root to drop to uid {NOBODY}: {e}") from e
-        with proc:
-            stdout, stderr, timed_out = _read_capped(proc, limits.max_output_bytes, deadline)
-            if not timed_out:
-                try:
-                    # The program may close its output and keep running.
-                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-            if timed_out:
-                _kill(proc)
+            raise SandboxUnavailable(f"the sandbox must start as root to drop to uid {uid}: {e}") from e
+    with proc:
+        stdout, stderr, timed_out = _read_capped(proc, limits.max_output_bytes, deadline)
+        if not timed_out:
+            try:
+                # The program may close its output and keep running.
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        if timed_out:
+            _kill(proc)
     # bwrap reports a program killed by signal N as 128 + N; SIGKILL comes from the CPU limit.
     timed_out = timed_out or proc.returncode == 128 + signal.SIGKILL
     return SandboxResult(

@@ -8,20 +8,20 @@ A prompt is an instruction comment and a function header whose `return` the mode
 
 and the demonstration is the rest of that line, ` x + 3\n`. Problems come from a few families
 (arithmetic with random constants, max/min, string and list basics). The reward is the fraction of
-four unit tests the completed function passes, run in the bubblewrap sandbox.
+four unit tests the completed function passes, run in the bubblewrap sandbox through the test
+harness (`code_check`), which keeps the candidate away from the expected values and the verdict.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import string
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from counterpoint.rollout.code_check import io_tests, run_many
 from counterpoint.rollout.records import Prompt, Score
-from counterpoint.rollout.sandbox import SandboxLimits, SandboxResult, check_sandbox, run_python
+from counterpoint.rollout.sandbox import SandboxLimits, check_sandbox
 
 TESTS_PER_PROBLEM = 4
 ENTRY = "f"
@@ -109,52 +109,16 @@ def function_body(response: str) -> str:
     return "\n".join(kept) + "\n"
 
 
-# Appended after the completed function. The function's own prints go to a throwaway buffer and
-# the verdict is the last stdout line, so a function cannot print a fake one before it. The exact
-# type check stops a returned object whose __eq__ always says True, and True passing for 1.
-_HARNESS = """
-def _check_all():
-    import io, json, sys
-    passed = []
-    real_stdout = sys.stdout
-    for args, expected in json.loads({tests!r}):
-        sys.stdout = io.StringIO()
-        try:
-            got = {entry}(*args)
-            passed.append(type(got) is type(expected) and got == expected)
-        except BaseException:
-            passed.append(False)
-        finally:
-            sys.stdout = real_stdout
-    print(json.dumps(passed))
-
-_check_all()
-"""
-
-
-def _score_run(result: SandboxResult, total: int) -> Score:
-    if result.timed_out:
-        return Score(0.0, False, {"error": "timeout", "passed": 0, "total": total})
-    last_out = result.stdout.strip().rsplit("\n", 1)[-1]
-    try:
-        passed = json.loads(last_out) if result.returncode == 0 else None
-    except json.JSONDecodeError:
-        passed = None
-    if not (isinstance(passed, list) and len(passed) == total and all(isinstance(p, bool) for p in passed)):
-        detail = result.stderr.strip().rsplit("\n", 1)[-1][:200]
-        error = "syntax_error" if detail.startswith(("SyntaxError", "IndentationError", "TabError")) else "crash"
-        return Score(0.0, False, {"error": error, "detail": detail, "passed": 0, "total": total})
-    n = sum(passed)
-    return Score(n / total, n == total, {"passed": n, "total": total})
-
-
 class CodeDomain:
     """Complete a one-line Python function; reward = fraction of its 4 unit tests passed in the sandbox."""
 
     name = "code"
+    suite = "synthetic"
 
-    def __init__(self, limits: SandboxLimits = SandboxLimits()):
+    def __init__(self, limits: SandboxLimits = SandboxLimits(), workers: int = 2):
         self.limits = limits
+        self.workers = workers
+        """Sandbox runs at once per group; each run mostly waits on a subprocess."""
         # Checked on first scoring, not here: making prompts and demonstrations needs no sandbox.
         self._sandbox_checked = False
 
@@ -169,21 +133,16 @@ class CodeDomain:
         reference = {"entry": ENTRY, "header": header, "tests": tests}
         return Prompt(self.name, prompt_id, text, reference), f" {problem.completion}\n"
 
-    def program(self, prompt: Prompt, response: str) -> str:
-        """The program that runs `response` against the prompt's tests and prints a JSON list of bools."""
-        harness = _HARNESS.format(tests=json.dumps(prompt.reference["tests"]), entry=prompt.reference["entry"])
-        return prompt.text + function_body(response) + harness
+    def candidate(self, prompt: Prompt, response: str) -> str:
+        """The source the sandbox runs: the prompt's header completed by the response."""
+        return prompt.text + function_body(response)
 
     def score_group(self, prompt: Prompt, responses: list[str]) -> list[Score]:
         if not self._sandbox_checked:
             check_sandbox()  # a missing sandbox must fail loudly, not score every response 0
             self._sandbox_checked = True
-        total = len(prompt.reference["tests"])
-        # A low-entropy policy repeats itself: run each distinct program once (the tests are
-        # deterministic, so identical programs get identical results).
-        programs = [self.program(prompt, r) for r in responses]
-        distinct = list(dict.fromkeys(programs))
-        # Each run is mostly waiting on a subprocess; two workers suit a 2-core machine.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = dict(zip(distinct, pool.map(lambda src: run_python(src, self.limits), distinct)))
-        return [_score_run(results[src], total) for src in programs]
+        tests = io_tests(prompt.reference["tests"])
+        # A low-entropy policy repeats itself: run_many runs each distinct program once (the
+        # tests are deterministic, so identical programs get identical results).
+        jobs = [(self.candidate(prompt, r), prompt.reference["entry"], tests) for r in responses]
+        return run_many(jobs, self.limits, self.workers)

@@ -1,14 +1,33 @@
-"""Synthetic creative writing: a short line on a topic.
+"""Creative writing: synthetic one-line prompts, and the creative reward shared by its suites.
 
-Reward = a rule-based quality gate (length window, topic present, no degenerate repetition)
-times novelty against the other responses to the same prompt. Novelty pays for range, which is
-what RL on verifiable domains tends to take away (see RESEARCH.md section 7).
+Reward = quality gate × weighted mean of (novelty, judge):
+- the gate is rule-based: a length window, the topic present, no degenerate repetition; a sample
+  that fails it scores 0 whatever else it does;
+- novelty pays for range, which RL on verifiable domains tends to take away (RESEARCH.md
+  section 7): distance to the other samples of the group and to a rolling memory of the run's
+  recent outputs, lexical (character trigrams, no model) or semantic (MiniLM embeddings);
+- an LLM judge scores the response against a rubric (optional). Its weight is dropped for a
+  sample whose judgement does not parse, and the weights are renormalised over what remains.
+
+The synthetic suite asks for a short line on a topic, sized for the built-in tiny model.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Literal
 
+from counterpoint.rollout.judge import Judge
+from counterpoint.rollout.novelty import (
+    MINHASH_SIZE,
+    Reduce,
+    RollingMemory,
+    embedding_novelty,
+    jaccard,
+    lexical_novelty,
+    trigrams,
+)
 from counterpoint.rollout.records import Prompt, Score
 
 TOPICS = ("sea", "moon", "rain", "forest", "city", "fire", "snow", "river", "wind", "stone")
@@ -18,6 +37,125 @@ NOUNS = ("light", "dream", "song", "shadow", "road", "heart", "night", "glass", 
 PLACES = ("at dawn", "in the dark", "by the shore", "over the hill", "all night", "far away")
 
 MIN_WORDS, MAX_WORDS = 4, 14
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """The rule-based quality gate. The defaults suit one short line."""
+
+    min_words: int = MIN_WORDS
+    max_words: int = MAX_WORDS
+    max_same_word: int | None = 3
+    """Most times one word may appear (None: no limit; long texts repeat "the")."""
+    max_repeated_4gram_share: float | None = None
+    """Largest share of word 4-grams that repeat an earlier one (None: not checked), for long texts
+    that loop on a phrase."""
+
+
+LONG_TEXT_GATE = GateRules(min_words=50, max_words=3000, max_same_word=None, max_repeated_4gram_share=0.3)
+
+
+def quality_gate(text: str, topic: str | None, rules: GateRules = GateRules()) -> tuple[bool, str]:
+    """Pass/fail with the reason: length window, topic present (when given), no degenerate repetition."""
+    words = text.lower().replace(",", " ").split()
+    if not rules.min_words <= len(words) <= rules.max_words:
+        return False, f"length {len(words)} words outside [{rules.min_words}, {rules.max_words}]"
+    if topic is not None and topic not in words:
+        return False, "topic missing"
+    if any(w1 == w2 for w1, w2 in zip(words, words[1:])):
+        return False, "immediate repetition"
+    if rules.max_same_word is not None and max(words.count(w) for w in set(words)) > rules.max_same_word:
+        return False, f"a word repeated more than {rules.max_same_word} times"
+    if rules.max_repeated_4gram_share is not None and len(words) >= 8:
+        grams = list(zip(words, words[1:], words[2:], words[3:]))
+        share = 1 - len(set(grams)) / len(grams)
+        if share > rules.max_repeated_4gram_share:
+            return False, f"{share:.0%} of its 4-grams repeat"
+    return True, "ok"
+
+
+def novelty(texts: list[str]) -> list[float]:
+    """1 - mean character-trigram Jaccard similarity to the other texts of the group (no memory)."""
+    grams = [trigrams(t) for t in texts]
+    out = []
+    for i, gi in enumerate(grams):
+        sims = [jaccard(gi, gj) for j, gj in enumerate(grams) if j != i]
+        out.append(1.0 - sum(sims) / len(sims) if sims else 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class CreativeWeights:
+    novelty: float = 1.0
+    judge: float = 0.0
+
+
+class CreativeScorer:
+    """gate × (w_novelty·novelty + w_judge·judge) / (sum of the weights used), per sample.
+
+    Holds the rolling memory, so one scorer belongs to one reward worker for the whole run.
+    """
+
+    def __init__(
+        self,
+        weights: CreativeWeights = CreativeWeights(),
+        novelty_kind: Literal["lexical", "embedding"] = "lexical",
+        novelty_reduce: Reduce = "mean",
+        memory_size: int = 0,
+        gate: GateRules = GateRules(),
+        judge: Judge | None = None,
+        encoder=None,
+    ):
+        if weights.judge > 0 and judge is None:
+            raise ValueError("a judge weight above 0 needs a judge")
+        self.weights = weights
+        self.novelty_kind = novelty_kind
+        self.novelty_reduce = novelty_reduce
+        self.gate = gate
+        self.judge = judge
+        if novelty_kind == "embedding":
+            from counterpoint.rollout.embeddings import EMBEDDING_DIM, SentenceEncoder
+
+            self.encoder = encoder or SentenceEncoder()
+            self.memory = RollingMemory(memory_size, EMBEDDING_DIM, "float32")
+        elif novelty_kind == "lexical":
+            self.encoder = None
+            self.memory = RollingMemory(memory_size, MINHASH_SIZE, "uint64")
+        else:
+            raise ValueError(f"unknown novelty kind {novelty_kind!r}")
+
+    def novelty(self, texts: list[str]) -> list[float]:
+        if self.novelty_kind == "embedding":
+            return embedding_novelty(self.encoder.encode(texts), self.memory, self.novelty_reduce)
+        return lexical_novelty(texts, self.memory, self.novelty_reduce)
+
+    def score(self, task: str, texts: list[str], topic: str | None = None, rubric: str | None = None) -> list[Score]:
+        gates = [quality_gate(t, topic, self.gate) for t in texts]
+        novel = self.novelty(texts) if self.weights.novelty > 0 else [None] * len(texts)
+        judged: list = [(None, None)] * len(texts)
+        if self.judge is not None and self.weights.judge > 0:
+            passing = [i for i, (ok, _) in enumerate(gates) if ok]  # a failed gate needs no judge
+            for i, verdict in zip(passing, self.judge.score(task, [texts[i] for i in passing], rubric)):
+                judged[i] = verdict
+        return [self._combine(g, n, j) for g, n, j in zip(gates, novel, judged)]
+
+    def _combine(self, gate: tuple[bool, str], nov: float | None, judged: tuple) -> Score:
+        passed, reason = gate
+        info: dict = {"gate": reason}
+        parts = {}
+        if nov is not None:
+            parts["novelty"] = (self.weights.novelty, nov)
+            info["novelty"] = round(nov, 4)
+        if self.judge is not None and self.weights.judge > 0 and passed:
+            judge_score, reply = judged
+            if judge_score is None:
+                info["judge_dropped"] = (reply or "")[:60]
+            else:
+                parts["judge"] = (self.weights.judge, judge_score)
+                info["judge"] = round(judge_score, 4)
+        total_weight = sum(w for w, _ in parts.values())
+        value = sum(w * v for w, v in parts.values()) / total_weight if total_weight else 0.0
+        return Score(value if passed else 0.0, None, info)
 
 
 def _line(rng: random.Random, topic: str) -> str:
@@ -32,37 +170,14 @@ def _line(rng: random.Random, topic: str) -> str:
     return rng.choice(forms)
 
 
-def quality_gate(text: str, topic: str) -> tuple[bool, str]:
-    """Pass/fail with the reason: length window, topic present, no degenerate repetition."""
-    words = text.lower().replace(",", " ").split()
-    if not MIN_WORDS <= len(words) <= MAX_WORDS:
-        return False, f"length {len(words)} words outside [{MIN_WORDS}, {MAX_WORDS}]"
-    if topic not in words:
-        return False, "topic missing"
-    if any(w1 == w2 for w1, w2 in zip(words, words[1:])):
-        return False, "immediate repetition"
-    if max(words.count(w) for w in set(words)) > 3:
-        return False, "a word repeated more than 3 times"
-    return True, "ok"
-
-
-def _trigrams(text: str) -> set[str]:
-    t = " ".join(text.lower().split())
-    return {t[i : i + 3] for i in range(max(1, len(t) - 2))}
-
-
-def novelty(texts: list[str]) -> list[float]:
-    """1 - mean character-trigram Jaccard similarity to the other texts of the group."""
-    grams = [_trigrams(t) for t in texts]
-    out = []
-    for i, gi in enumerate(grams):
-        sims = [len(gi & gj) / max(1, len(gi | gj)) for j, gj in enumerate(grams) if j != i]
-        out.append(1.0 - sum(sims) / len(sims) if sims else 1.0)
-    return out
-
-
 class CreativeDomain:
+    """A short line on a topic; reward from `CreativeScorer` on the response's first line."""
+
     name = "creative"
+    suite = "synthetic"
+
+    def __init__(self, scorer: CreativeScorer | None = None):
+        self.scorer = scorer or CreativeScorer()
 
     def make(self, rng: random.Random, prompt_id: str) -> tuple[Prompt, str]:
         topic, mood = rng.choice(TOPICS), rng.choice(ADJECTIVES)
@@ -71,10 +186,4 @@ class CreativeDomain:
 
     def score_group(self, prompt: Prompt, responses: list[str]) -> list[Score]:
         lines = [r.strip().split("\n")[0] for r in responses]
-        novel = novelty(lines)
-        scores = []
-        for line, nov in zip(lines, novel):
-            passed, reason = quality_gate(line, prompt.reference["topic"])
-            reward = nov if passed else 0.0
-            scores.append(Score(reward, None, {"gate": reason, "novelty": round(nov, 4)}))
-        return scores
+        return self.scorer.score(prompt.text, lines, topic=prompt.reference["topic"])

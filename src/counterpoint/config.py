@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from counterpoint.cluster.config import ClusterConfig
 from counterpoint.configbase import Section
-from counterpoint.rollout.config import CodeSandboxConfig, DomainConfig, DomainName, GenerationConfig
+from counterpoint.rollout.config import CodeSandboxConfig, DomainConfig, DomainName, GenerationConfig, RewardsConfig
 from counterpoint.trainer.config import LearnerConfig, ModelConfig, ScheduleConfig
 
 
@@ -43,6 +43,7 @@ class CounterpointConfig(Section):
     """The task domains trained, each with its weight and eval split."""
     generation: GenerationConfig = GenerationConfig()
     code_sandbox: CodeSandboxConfig = CodeSandboxConfig()
+    rewards: RewardsConfig = RewardsConfig()
     learner: LearnerConfig = LearnerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     cluster: ClusterConfig = ClusterConfig()
@@ -63,6 +64,13 @@ class CounterpointConfig(Section):
                 f"model.tiny.hidden_size ({tiny.hidden_size}) must be divisible by "
                 f"model.tiny.num_heads ({tiny.num_heads})"
             )
+        from counterpoint.rollout.tasks.suites import SUITES
+
+        for name, domain in self.domains.items():
+            if domain.suite not in SUITES[name]:
+                raise ValueError(f"domains.{name}.suite: unknown suite {domain.suite!r} (known: {', '.join(SUITES[name])})")
+        if self.rewards.creative.judge_weight > 0 and self.rewards.creative.judge is None:
+            raise ValueError("rewards.creative.judge: required when rewards.creative.judge_weight is above 0")
         for name in self.learner.per_domain:
             if name not in self.domains:
                 raise ValueError(f"learner.per_domain.{name}: not a configured domain (domains: {', '.join(self.domains)})")

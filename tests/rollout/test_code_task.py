@@ -55,13 +55,15 @@ def test_demonstrations_score_full_marks():
         prompt, demo = DOMAIN.make(random.Random(1000 + i), f"code/train/{i}")
         [score] = DOMAIN.score_group(prompt, [demo])
         assert (score.reward, score.correct) == (1.0, True), (prompt.text, demo, score)
-        assert score.info == {"passed": 4, "total": 4}
+        assert score.info == {"passed": 4, "total": 4, "tests": ["pass"] * 4}
 
 
 def test_wrong_and_partly_right_answers():
     right, partial, wrong = DOMAIN.score_group(PLUS_3, [" x + 3\n", " x * 2\n", " x + 4\n"])
     assert (right.reward, right.correct) == (1.0, True)
-    assert (partial.reward, partial.correct, partial.info) == (0.25, False, {"passed": 1, "total": 4})
+    assert (partial.reward, partial.correct) == (0.25, False)
+    assert partial.info["tests"] == ["pass", "wrong_answer: returned 0", "wrong_answer: returned 2", "wrong_answer: returned 10"]
+    assert (partial.info["passed"], partial.info["total"], partial.info["error"]) == (1, 4, "wrong_answer")
     assert (wrong.reward, wrong.correct) == (0.0, False)
 
 
@@ -79,9 +81,12 @@ def test_garbage_scores_zero_with_a_reason():
 
 
 def test_cheats_do_not_pass():
-    fake_verdict = " print('[true, true, true, true]')\n"
+    fake_verdict = " print('[\"done\", 4, 4]')\n"
     equal_to_anything = " type('A', (), {'__eq__': lambda s, o: True})()\n"
-    assert [s.reward for s in DOMAIN.score_group(PLUS_3, [fake_verdict, equal_to_anything])] == [0.0, 0.0]
+    true_for_one = " True\n"  # True == 1, but not the same type
+    scores = DOMAIN.score_group(PLUS_3, [fake_verdict, equal_to_anything, true_for_one])
+    assert [s.reward for s in scores] == [0.0, 0.0, 0.0]
+    assert scores[1].info["error"] == "unsupported_result"
 
 
 def test_function_body_keeps_the_return_line_and_indented_lines():

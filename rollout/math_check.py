@@ -1,0 +1,237 @@
+"""Math answer checking: extract the answer, compare it with the gold under math-verify, in a child
+process with a deadline per check.
+
+math-verify's own timeouts use `signal.alarm`, which raises outside a main thread (threaded and
+async Ray actors), so they are switched off and each check runs in a persistent child process
+(`math_verify_worker`) that the parent kills by PID when a check passes its deadline. The checks of
+a call go to the child in one round-trip and come back one line each, so a timeout is pinned to
+its check: that check scores 0 with `error="timeout"`, a warm standby child takes over and the rest
+of the batch goes on. Responses are cut to their last `max_response_chars` before extraction, so a
+very long output costs no more than a short one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+
+from counterpoint.rollout.records import Score
+
+
+@dataclass(frozen=True)
+class MathCheckLimits:
+    timeout_seconds: float = 2.0
+    """Deadline of one check (parse and verify), measured in the parent."""
+    max_response_chars: int = 4096
+    """Only the tail of a response is searched for its answer."""
+    memory_mib: int = 1024
+    """Address-space limit of the child, so a huge power fails fast instead of filling the host."""
+    startup_seconds: float = 120.0
+    """How long a fresh child may take to import math-verify (a busy 2-core box took ~3 s)."""
+
+
+_ANSWER_MARKER = re.compile(r"(?:final answer|answer)\s*(?:is|:)\s*|####\s*", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?")
+
+
+def last_boxed(text: str) -> str | None:
+    r"""Content of the last \boxed{...} (or \fbox{...}) in `text`, braces balanced; None if absent."""
+    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
+    if start < 0:
+        return None
+    i = text.index("{", start) + 1
+    depth = 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j]
+    return None  # unclosed: cut off by the length limit
+
+
+def extract_answer(response: str, max_chars: int = 4096) -> list[str]:
+    """Answer candidates for a response, best first: the last boxed answer, the text after the last
+    "answer is"/"Answer:"/"####", the last non-empty line, the final number. The checker uses the
+    first that math-verify can parse."""
+    tail = response[-max_chars:]
+    candidates = []
+    boxed = last_boxed(tail)
+    if boxed is not None:
+        candidates.append(f"\\boxed{{{boxed}}}")
+    markers = list(_ANSWER_MARKER.finditer(tail))
+    if markers:
+        candidates.append(tail[markers[-1].end() :].strip().split("\n")[0])
+    lines = [line for line in tail.split("\n") if line.strip()]
+    if lines:
+        candidates.append(lines[-1])
+    numbers = _NUMBER.findall(tail)
+    if numbers:
+        candidates.append(numbers[-1])
+    return [c for c in dict.fromkeys(candidates) if c.strip()]
+
+
+class _Child:
+    """One math-verify worker process, spoken to over pipes."""
+
+    def __init__(self, memory_bytes: int):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "counterpoint.rollout.math_verify_worker", str(memory_bytes)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        self._buffer = b""
+        self.ready = False
+
+    def read_line(self, deadline: float) -> str | None:
+        """The next line of output, or None if the deadline passed (or the child died) first."""
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    return None
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return None
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def wait_ready(self, seconds: float) -> None:
+        if not self.ready:
+            if self.read_line(time.monotonic() + seconds) != "ready":
+                self.kill()
+                raise RuntimeError("the math-verify worker process did not start (is math-verify installed?)")
+            self.ready = True
+
+    def send(self, batch: list) -> None:
+        self.proc.stdin.write((json.dumps(batch) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+
+def _kill_all(children: list[_Child | None]) -> None:
+    for i, child in enumerate(children):
+        if child is not None:
+            child.kill()
+            children[i] = None
+
+
+class MathChecker:
+    """Checks (gold, response) pairs with math-verify in a child process, each under a deadline.
+
+    Thread-safe; one child does one check at a time. A standby child is kept warm so a timeout
+    costs its deadline and not a fresh start (~1-3 s of imports) as well.
+    """
+
+    def __init__(self, limits: MathCheckLimits = MathCheckLimits(), standby: bool = True):
+        self.limits = limits
+        self.standby = standby
+        self._lock = threading.Lock()
+        self._children: list[_Child | None] = [None, None]  # [active, standby]
+        self._finalizer = weakref.finalize(self, _kill_all, self._children)
+        self.timeouts = 0
+        self.restarts = 0
+
+    def _spawn(self) -> _Child:
+        return _Child(self.limits.memory_mib * 2**20)
+
+    def _active(self) -> _Child:
+        if self._children[0] is None:
+            self._children[0] = self._children[1] or self._spawn()
+            self._children[1] = None
+        if self.standby and self._children[1] is None:
+            self._children[1] = self._spawn()  # imports in the background while the active works
+        self._children[0].wait_ready(self.limits.startup_seconds)
+        return self._children[0]
+
+    def _replace_active(self) -> None:
+        self._children[0].kill()
+        self._children[0] = None
+        self.restarts += 1
+
+    def pids(self) -> list[int]:
+        """Process ids of the live child processes (for monitoring and benchmarks)."""
+        return [c.proc.pid for c in self._children if c is not None]
+
+    def warm_up(self) -> None:
+        """Start the child processes now and check one answer, so a reward worker fails at start-up
+        (math-verify missing) rather than on its first batch, and the first batch is not slow."""
+        if not self.check([("1", "1")])[0].correct:
+            raise RuntimeError("the math checker rejects 1 = 1")
+
+    def check(self, pairs: list[tuple[str, str]]) -> list[Score]:
+        """One Score per (gold, response): reward 1 when the response's answer equals the gold."""
+        extracted = [extract_answer(response, self.limits.max_response_chars) for _, response in pairs]
+        jobs = list(dict.fromkeys((gold, tuple(cands)) for (gold, _), cands in zip(pairs, extracted)))
+        results = self._run([[gold, list(cands)] for gold, cands in jobs])
+        by_job = dict(zip(jobs, results))
+        return [_to_score(by_job[(gold, tuple(cands))], cands) for (gold, _), cands in zip(pairs, extracted)]
+
+    def _run(self, batch: list) -> list[tuple]:
+        """(verdict, error, index of the candidate used) per [gold, candidates] of the batch."""
+        results: list[tuple] = []
+        with self._lock:
+            while len(results) < len(batch):
+                child = self._active()
+                child.send(batch[len(results) :])
+                while len(results) < len(batch):
+                    line = child.read_line(time.monotonic() + self.limits.timeout_seconds)
+                    if line is None:  # past the deadline, or the child died (memory limit)
+                        dead = child.proc.poll() is not None
+                        results.append((False, "worker died" if dead else "timeout", None))
+                        self.timeouts += not dead
+                        self._replace_active()
+                        break
+                    results.append(tuple(json.loads(line)))
+        return results
+
+    def close(self) -> None:
+        """Kill the child processes; a later check starts new ones."""
+        with self._lock:
+            _kill_all(self._children)
+
+
+def _to_score(result: tuple, candidates: list[str]) -> Score:
+    verdict, error, used = result
+    info: dict = {"extracted": candidates[used if used is not None else 0][:80] if candidates else None}
+    if not candidates:
+        info["error"] = "no answer found"
+    elif error is not None:
+        info["error"] = error
+    ok = bool(verdict)
+    return Score(1.0 if ok else 0.0, ok, info)
+
+
+_shared: dict[MathCheckLimits, MathChecker] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_checker(limits: MathCheckLimits = MathCheckLimits()) -> MathChecker:
+    """One checker per process and limits, so the math suites of a reward worker share its children."""
+    with _shared_lock:
+        if limits not in _shared:
+            _shared[limits] = MathChecker(limits)
+        return _shared[limits]
