@@ -25,7 +25,7 @@ examples:
   counterpoint run --steps 10                        # shorter
   counterpoint run --config my.yaml --set learner.learning_rate=1e-4 --set domains.code.weight=0
   counterpoint config --set generation.samples_per_prompt=4   # validate and print the resolved config
-  counterpoint run --resume runs/counterpoint-20261126-120001 --steps 200    # continue, to step 200
+  counterpoint run --resume runs/counterpoint-20261126-120001    # continue a stopped run
 
 The run folder holds config.json (resolved config), metrics.jsonl (one line per step and per
 evaluation, per-domain reward, accuracy, token entropy, response length, phase times),
@@ -108,6 +108,7 @@ def _run(config, quiet: bool, resume: Path | None) -> int:
     import signal
 
     from counterpoint.cluster.launch import run_training
+    from counterpoint.config import ConfigError
     from counterpoint.rollout.sandbox import SandboxUnavailable
 
     # SIGTERM (a scheduler, `kill PID`) unwinds like Ctrl-C, so the run records the stop and
@@ -117,6 +118,9 @@ def _run(config, quiet: bool, resume: Path | None) -> int:
 
     try:
         summary = run_training(config, RunFolder(resume) if resume else None, resume=resume is not None)
+    except ConfigError as err:
+        print(f"counterpoint: {err}", file=sys.stderr)
+        return 2
     except (SandboxUnavailable, FileNotFoundError) as err:
         print(f"counterpoint: {err}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from counterpoint.config import CounterpointConfig, resolved_json
+from counterpoint.config import ConfigError, CounterpointConfig, resolved_json
 from counterpoint.rollout.tasks import TaskSource, build_domain
 from counterpoint.trainer.entropy_control import AdaptiveEntropyController, DomainEntropyCoefficients
 from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
@@ -45,6 +45,7 @@ def loop_settings(cfg: CounterpointConfig) -> LoopSettings:
         mini_batches=cfg.learner.mini_batches,
         eval_every_steps=cfg.run.eval_every_steps,
         checkpoint_every_steps=cfg.run.checkpoint_every_steps,
+        eval_sampling={d: (dc.eval_samples_per_prompt, dc.eval_temperature) for d, dc in cfg.domains.items()},
         seed=cfg.run.seed,
     )
 
@@ -57,6 +58,9 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     state = None
     if resume:
         state = load_driver_state(run)
+        if state["step"] >= cfg.run.steps:
+            raise ConfigError(f"{run.path} already trained {state['step']} of its {cfg.run.steps} steps; "
+                              "a finished run's schedule is closed, so start a new run from its final_model")
         dropped = run.truncate_metrics(state["step"])
         log.info("resuming %s from step %d (%d records past the checkpoint dropped)", run.run_id, state["step"], dropped)
     (run.path / "config.json").write_text(resolved_json(cfg))

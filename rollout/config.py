@@ -15,7 +15,12 @@ class DomainConfig(Section):
     weight: float = Field(1.0, ge=0.0, allow_inf_nan=False)
     """Share of each step's prompts given to this domain (weights are normalised over domains)."""
     eval_prompts: int = Field(32, ge=1)
-    """Size of the held-out eval split, scored with greedy decoding."""
+    """Size of the held-out eval split."""
+    eval_samples_per_prompt: int = Field(1, ge=1)
+    """Responses per eval prompt: 1 (greedy) for checkable domains; a group for open-ended ones,
+    whose novelty reward is only defined against other samples."""
+    eval_temperature: float = Field(0.0, ge=0.0)
+    """0 decodes greedily."""
     reward_workers: int = Field(1, ge=1)
     """Reward actors serving this domain."""
     suite: str = "synthetic"

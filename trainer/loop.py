@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
@@ -94,6 +94,8 @@ class LoopSettings:
     eval_every_steps: int
     checkpoint_every_steps: int
     seed: int
+    eval_sampling: dict = field(default_factory=dict)
+    """domain -> (samples per prompt, temperature) on the held-out split; default (1, 0.0)."""
 
 
 def train(settings: LoopSettings, parts: RunParts, run: RunFolder, resume: dict | None = None) -> dict:
@@ -111,7 +113,7 @@ def train(settings: LoopSettings, parts: RunParts, run: RunFolder, resume: dict 
         run.event("resume", step=step, policy_version=policy_version)
     last_eval = first_eval
     while step < settings.steps:
-        plan = parts.planner.plan(step)
+        plan = parts.planner.plan(step + 1)  # steps are numbered from 1, as in metrics.jsonl
         if plan.extra.get("done"):
             run.event("schedule_done", step=step, reason=plan.extra.get("reason", ""))
             break
@@ -194,11 +196,18 @@ def _demonstration(parts: RunParts, prompt: Prompt, demo: str, policy_version: i
 
 
 def evaluate(settings: LoopSettings, parts: RunParts, run: RunFolder, *, step: int, policy_version: int) -> dict:
-    """Greedy decoding on every domain's held-out split; logs and returns per-domain figures."""
+    """Every domain's held-out split, decoded as its config says (greedy by default; open-ended
+    domains sample a group, since novelty needs one); logs and returns per-domain figures."""
     timer = PhaseTimer()
-    prompts = [p for source in parts.sources.values() for p in source.eval_prompts()]
+    by_sampling: dict[tuple[int, float], list[Prompt]] = {}
+    for domain, source in parts.sources.items():
+        key = settings.eval_sampling.get(domain, (1, 0.0))
+        by_sampling.setdefault(key, []).extend(source.eval_prompts())
+    samples = []
     with timer("generate"):
-        samples = parts.rollout.generate(prompts, samples_per_prompt=1, max_tokens=settings.max_response_tokens, temperature=0.0)
+        for (n, temperature), prompts in by_sampling.items():
+            samples += parts.rollout.generate(prompts, samples_per_prompt=n, max_tokens=settings.max_response_tokens,
+                                              temperature=temperature)
     with timer("score"):
         scored, _ = parts.rewards.score(samples)
     record = {"kind": "eval", "step": step, "policy_version": policy_version, "domains": sample_metrics(scored), "seconds": timer.seconds}

@@ -53,6 +53,6 @@ def test_stop_midway_and_resume(tmp_path, model_cache):
     from counterpoint.services.controller import ScheduleController
 
     controller = ScheduleController(run_dir)
-    assert [controller.applied_version(s) for s in range(5)] == [1] * 5
+    assert [controller.applied_version(s) for s in range(1, 6)] == [1] * 5
     assert controller.audit()[0]["author"] == "config"
     assert "resume" in [json.loads(line)["event"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
