@@ -137,7 +137,7 @@ def _interrupt(signum, _frame):
 
 def format_summary(summary: dict) -> str:
     lines = [f"run {summary['run_id']} finished in {summary['seconds']:.0f}s; folder: {summary['run_dir']}",
-             "held-out eval (greedy), start -> end:"]
+             "held-out eval, start -> end:"]
     for domain, ev in summary["eval"].items():
         key = "accuracy" if ev["end"]["accuracy"] is not None else "reward_mean"
         lines.append(f"  {domain:<9} {key:<12} {ev['start'][key]:.3f} -> {ev['end'][key]:.3f}")
