@@ -1,8 +1,8 @@
 """Two steps of the real loop: embedded Ray, a vLLM engine, reward actors, 2 DeepSpeed ranks.
 
 Slow (about a minute and a half on 2 cores): it starts every real component. The tiny model is
-built with only a few warm-start steps into a temporary cache, so the test does not depend on
-the cached default model.
+built with only a few warm-start steps into a temporary cache shared by the integration tests
+(conftest.py), so the test does not depend on the cached default model.
 """
 
 import json
@@ -13,31 +13,16 @@ import torch
 from counterpoint.config import load_config
 from counterpoint.trainer.run_folder import RunFolder
 
+from .conftest import small_overrides
+
 pytestmark = pytest.mark.integration
 
 
-def test_two_real_steps(tmp_path):
+def test_two_real_steps(tmp_path, model_cache):
     from counterpoint.cluster.launch import run_training
 
-    cfg = load_config(overrides=[
-        "run.steps=2",
-        f"run.output_dir={tmp_path / 'runs'}",
-        f"model.cache_dir={tmp_path / 'cache'}",
-        "model.tiny.warm_start_max_steps=20",
-        "model.tiny.warm_start_target_accuracy=1.0",
-        "generation.prompts_per_step=6",
-        "generation.samples_per_prompt=4",
-        "generation.max_response_tokens=8",
-        "domains.math.eval_prompts=4",
-        "domains.math.weight=1",
-        "domains.code.eval_prompts=4",
-        "domains.code.reward_workers=1",
-        "domains.creative.eval_prompts=4",
-        # a large step, so a rollout engine left with stale weights would show in the mismatch;
-        # the barely trained model earns no reward yet, so an entropy bonus makes the gradient
-        "learner.learning_rate=0.01",
-        "learner.entropy.coef=0.1",
-    ])
+    # a large step, so a rollout engine left with stale weights would show in the mismatch
+    cfg = load_config(overrides=small_overrides(tmp_path, model_cache, "learner.learning_rate=0.01"))
     run = RunFolder(tmp_path / "runs" / "it")
     summary = run_training(cfg, run)
 
@@ -75,7 +60,7 @@ def test_two_real_steps(tmp_path):
     from transformers import AutoModelForCausalLM
 
     final = AutoModelForCausalLM.from_pretrained(run.path / "final_model")
-    base = AutoModelForCausalLM.from_pretrained(next((tmp_path / "cache" / "models").glob("tiny-*")))
+    base = AutoModelForCausalLM.from_pretrained(next((model_cache / "models").glob("tiny-*")))
     changed = any(not torch.equal(a, b) for a, b in zip(final.state_dict().values(), base.state_dict().values()))
     assert changed, "two learner steps must change the saved policy"
 
