@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import ray
 
+from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.rollout.engine import RolloutEngine
 from counterpoint.rollout.records import Prompt, Sample, ScoredSample
 from counterpoint.rollout.reward_worker import RewardWorker
@@ -169,10 +170,11 @@ class RayLearnerGroup:
         self.rollout = rollout
 
     @classmethod
-    def create(cls, world_size: int, rollout: RayRollout, *, loopback: bool, **learner_kwargs) -> tuple["RayLearnerGroup", list[dict]]:
-        rank0 = LearnerActor.options(num_cpus=1, name=None).remote(0, world_size, **learner_kwargs)
+    def create(cls, world_size: int, rollout: RayRollout, *, loopback: bool, name_prefix: str, **learner_kwargs) -> tuple["RayLearnerGroup", list[dict]]:
+        rank0 = LearnerActor.options(num_cpus=1, name=f"{name_prefix}-learner-0").remote(0, world_size, **learner_kwargs)
         address, port = ray.get(rank0.__ray_call__.remote(_master_address, loopback))
-        others = [LearnerActor.options(num_cpus=1).remote(r, world_size, **learner_kwargs) for r in range(1, world_size)]
+        others = [LearnerActor.options(num_cpus=1, name=f"{name_prefix}-learner-{r}").remote(r, world_size, **learner_kwargs)
+                  for r in range(1, world_size)]
         ranks = [rank0, *others]
         infos = ray.get([r.setup.remote(address, port) for r in ranks])
         return cls(ranks, rollout), infos
@@ -181,24 +183,38 @@ class RayLearnerGroup:
     def world_size(self) -> int:
         return len(self.ranks)
 
+    def _all(self, refs: list) -> list:
+        """Every rank's result; a dead rank fails the whole step cleanly (the others would
+        block in a collective), as a LearnerFailure the launcher recovers from."""
+        pending = list(refs)
+        while pending:  # one by one: a survivor may block in a collective its dead peer left
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                ray.get(done[0])
+            except ray.exceptions.RayActorError as err:
+                for rank in self.ranks:
+                    ray.kill(rank, no_restart=True)  # the survivors hold a broken process group
+                raise LearnerFailure(f"a learner rank died: {type(err).__name__}") from err
+        return ray.get(refs)
+
     def train_step(self, plan: UpdatePlan, entropy_coefs, kind: str = "rl") -> dict:
-        results = ray.get([r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs, kind) for i, r in enumerate(self.ranks)])
+        results = self._all([r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs, kind) for i, r in enumerate(self.ranks)])
         return {"domains": merge_learner_sums(results), "grad_norm": results[0]["grad_norm"],
                 "optimizer_steps": results[0]["optimizer_steps"]}
 
     def sync_weights(self, version: int) -> float:
         refs = [r.export_weights.remote() for r in self.ranks]
-        ray.wait(refs[1:], num_returns=len(refs) - 1)  # all ranks join a ZeRO-3 gather
+        self._all(refs[1:])  # every rank joins a ZeRO-3 gather; rank 0's dict stays in the store
         return self.rollout.load_weights(refs[0], version)  # rank 0's dict goes by reference
 
     def save_checkpoint(self, directory, client_state: dict) -> None:
-        ray.get([r.save_checkpoint.remote(str(directory), client_state) for r in self.ranks])
+        self._all([r.save_checkpoint.remote(str(directory), client_state) for r in self.ranks])
 
     def load_checkpoint(self, directory) -> dict:
-        return ray.get([r.load_checkpoint.remote(str(directory)) for r in self.ranks])[0]
+        return self._all([r.load_checkpoint.remote(str(directory)) for r in self.ranks])[0]
 
     def save_model(self, directory) -> None:
-        ray.get([r.save_hf_model.remote(str(directory)) for r in self.ranks])
+        self._all([r.save_hf_model.remote(str(directory)) for r in self.ranks])
 
 
 def _master_address(_actor, loopback: bool) -> tuple[str, int]:

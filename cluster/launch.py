@@ -16,6 +16,7 @@ from pathlib import Path
 from counterpoint.config import ConfigError, CounterpointConfig, resolved_json
 from counterpoint.rollout.tasks import TaskSource, build_domain
 from counterpoint.trainer.entropy_control import AdaptiveEntropyController, DomainEntropyCoefficients
+from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
 from counterpoint.trainer.loop import LoopSettings, RunParts, train
 from counterpoint.trainer.batch import encode_demonstration
@@ -67,6 +68,30 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     run.event("start", run_id=run.run_id, resume=resume)
     log.info("run %s: writing to %s", run.run_id, run.path)
     model_dir = resolve_model(cfg.model, list(cfg.domains))
+    failures = 0
+    while True:
+        try:
+            result = _session(cfg, run, model_dir, state)
+            break
+        except LearnerFailure as err:
+            # A learner rank died mid-step: that step is lost, nothing else. Start the actors
+            # again and continue from the last checkpoint, a bounded number of times.
+            failures += 1
+            run.event("learner_failed", error=str(err), failure=failures, max_restarts=cfg.run.max_restarts)
+            if failures > cfg.run.max_restarts:
+                raise
+            state = _last_checkpoint(run)
+            run.truncate_metrics(state["step"] if state else -1)
+            log.warning("learner failed (%s); restarting from %s", err,
+                        f"the checkpoint at step {state['step']}" if state else "the beginning")
+    summary = _summary(run, result, time.time() - started)
+    run.write_json("summary.json", summary)
+    run.event("end", seconds=summary["seconds"])
+    return summary
+
+
+def _session(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, state: dict | None) -> dict:
+    """One Ray session of a run: start the cluster and the actors, train, export, shut down."""
     from counterpoint.cluster.runtime import start_ray, stop_ray
 
     ray_desc = start_ray(cfg.cluster)
@@ -79,15 +104,21 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
         result = train(loop_settings(cfg), parts, run, resume=state)
         parts.planner.controller.finish()  # the schedule is closed: later changes get 409
         _export_model(run, parts, model_dir)
+        return result
+    except LearnerFailure:
+        raise
     except BaseException as err:
         run.event("error", error=f"{type(err).__name__}: {err}")
         raise
     finally:
         stop_ray()
-    summary = _summary(run, result, time.time() - started)
-    run.write_json("summary.json", summary)
-    run.event("end", seconds=summary["seconds"])
-    return summary
+
+
+def _last_checkpoint(run: RunFolder) -> dict | None:
+    try:
+        return load_driver_state(run)
+    except FileNotFoundError:
+        return None
 
 
 def resume_config(run_dir: Path, overrides: list[str]) -> CounterpointConfig:
@@ -130,7 +161,7 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
     }
     rollout = RayRollout(engines, on_event=run.event)
     learner, infos = RayLearnerGroup.create(
-        lcfg.ranks, rollout, loopback=cfg.cluster.address is None, model_dir=str(model_dir), cfg=lcfg,
+        lcfg.ranks, rollout, loopback=cfg.cluster.address is None, name_prefix=prefix, model_dir=str(model_dir), cfg=lcfg,
         domains=list(cfg.domains), max_response_tokens=gen.max_response_tokens,
         micro_batches=_micro_batches(cfg), seed=cfg.run.seed, cache_dir=str(cache),
     )

@@ -32,6 +32,8 @@ class RunSection(Section):
     """Evaluate on the held-out splits every N steps (0: only at the start and the end)."""
     checkpoint_every_steps: int = Field(20, ge=0)
     """Save a resumable checkpoint every N steps (0: only at the end)."""
+    max_restarts: int = Field(2, ge=0)
+    """Learner-rank failures survived by restarting the actors from the last checkpoint."""
 
 
 class CounterpointConfig(Section):

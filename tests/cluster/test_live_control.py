@@ -79,9 +79,12 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
     observed: dict = {}
     errors: list[BaseException] = []
 
+    servers: list[subprocess.Popen] = []
+
     def operator():
         try:
             server = _serve(runs_dir, port, log)
+            servers.append(server)
             _wait_for(lambda: len(_steps(run.path)) >= 2, what="step 2")
             op = ControlPlaneClient(url, OPERATOR)
             paused = op.pause("live", reason="hold the run while we change it")
@@ -107,6 +110,7 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
             server.terminate()
             server.wait(timeout=30)
             server = _serve(runs_dir, port, log)
+            servers.append(server)
             observed["after_restart"] = ControlPlaneClient(url, VIEWER).schedule("live")
             observed["audit"] = ControlPlaneClient(url, VIEWER).audit("live")
             observed["resumed"] = op.resume("live", reason="go on")["version"]
@@ -120,8 +124,14 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
 
     thread = threading.Thread(target=operator, daemon=True)
     thread.start()
-    run_training(cfg, run)
-    thread.join(timeout=120)
+    try:
+        run_training(cfg, run)
+        thread.join(timeout=120)
+    finally:
+        for server in servers:  # only the servers this test started, by their PIDs
+            if server.poll() is None:
+                server.terminate()
+                server.wait(timeout=30)
     assert not errors, repr(errors[0])
 
     steps = _steps(run.path)
