@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--runs-dir", default="runs", help="folder holding the run folders (default: %(default)s)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--ray-address", help="Ray Jobs API (http://HOST:8265) that POST /v1/runs submits runs to")
+    serve.add_argument("--ray-token-file", help="the Ray cluster's auth token (or RAY_AUTH_TOKEN[_PATH])")
+    serve.add_argument("--ray-no-auth", action="store_true", help="no Ray token (loopback Ray addresses only)")
     serve.add_argument("--no-auth", action="store_true", help="no tokens; only allowed on a loopback address")
 
 
@@ -210,8 +213,16 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         auth = Auth.disabled_mode() if args.no_auth else Auth.from_env()
-        app = create_app(LocalBackend(args.runs_dir), auth, host=args.host)
-    except (AuthConfigError, ValueError) as err:
+        submit = None
+        if args.ray_address:
+            from counterpoint.cluster import jobs
+
+            jobs.configure_auth(args.ray_address, token_file=args.ray_token_file, no_auth=args.ray_no_auth)
+
+            def submit(cfg, name):
+                return jobs.submit(args.ray_address, cfg, name=name)
+        app = create_app(LocalBackend(args.runs_dir), auth, host=args.host, submit=submit)
+    except (AuthConfigError, ValueError, RuntimeError) as err:
         print(f"counterpoint serve: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # the audit lines of each change

@@ -223,3 +223,21 @@ class Health(Body):
     """ok (liveness) or ready (readiness)."""
     detail: dict[str, Any] = {}
     """Extra facts, e.g. how many runs are served."""
+
+
+class SubmitRun(Body):
+    """A training run to start on the control plane's Ray cluster (through the Ray Jobs API)."""
+
+    config: dict[str, Any]
+    """The run's config, as in a YAML config file (validated before anything is submitted)."""
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    """Submission id; default `<run.name>-<timestamp>`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"config": {"run": {"name": "demo", "steps": 40}, "domains": {"math": {"weight": 2}, "creative": {"weight": 1}}},
+         "name": "demo-1"}]})
+
+
+class SubmittedRun(Body):
+    job_id: str
+    """The Ray job's submission id (`counterpoint job status <id>`)."""

@@ -340,3 +340,23 @@ def test_cli_errors_exit_non_zero_with_the_api_message(run_cli):
     assert code == 1 and "unknown stage 'nope'" in err
     code, _, err = run_cli("schedule", "resume", "--stage", "ghost", "--run", "demo")
     assert code == 1 and "404" in err
+
+
+def test_post_runs_validates_then_submits(runs):
+    submitted = []
+
+    def fake_submit(cfg, name):  # a fake Jobs API: records what it was given
+        submitted.append((cfg, name))
+        return name or f"{cfg.run.name}-1"
+
+    api = TestClient(create_app(LocalBackend(runs), auth(), submit=fake_submit))
+    body = {"config": {"run": {"name": "demo", "steps": 3}}, "name": "demo-7"}
+    assert api.post("/v1/runs", json=body, headers={"Authorization": f"Bearer {VIEWER}"}).status_code == 403
+    ok = api.post("/v1/runs", json=body, headers=OP)
+    assert ok.status_code == 201 and ok.json()["job_id"] == "demo-7"
+    assert submitted[0][0].run.steps == 3 and submitted[0][1] == "demo-7"
+    bad = api.post("/v1/runs", json={"config": {"learner": {"rankz": 2}}}, headers=OP)
+    assert bad.status_code == 422 and bad.json()["field"] == "config.learner.rankz"
+    assert len(submitted) == 1  # nothing submitted for a bad config
+    unconfigured = TestClient(create_app(LocalBackend(runs), auth()))
+    assert unconfigured.post("/v1/runs", json=body, headers=OP).status_code == 501
