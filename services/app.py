@@ -57,11 +57,10 @@ _ERRORS = {
     409: "Stale base_version (the body has current_version), a finished run, or a finished stage.",
     413: "Request body over the size limit.",
     422: "Invalid value; `field` names it.",
-    501: "This control plane was started without a Ray cluster to submit runs to.",
     503: "The run's controller cannot be reached or its state cannot be read.",
 }
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "payload_too_large", 422: "invalid", 501: "not_implemented", 503: "unavailable"}
+          409: "conflict", 413: "payload_too_large", 422: "invalid", 503: "unavailable"}
 
 
 def _responses(*codes: int) -> dict:
@@ -152,7 +151,7 @@ def create_app(backend: Backend, auth: Auth, *, host: str = "127.0.0.1", max_bod
                submit: Callable[[Any, str | None], str] | None = None) -> FastAPI:
     """The control-plane app over `backend`. `host` is the address the server binds: with auth
     disabled, only a loopback address is accepted. `submit(config, name) -> job id` starts a run
-    on a Ray cluster (POST /v1/runs); without it that route answers 501."""
+    on a Ray cluster (POST /v1/runs); without it there is no such route."""
     if auth.disabled and not is_loopback(host):
         raise ValueError(f"auth is disabled, so the control plane may only bind a loopback address, not {host!r}; "
                          "configure tokens (COUNTERPOINT_TOKENS_FILE or COUNTERPOINT_OPERATOR_TOKEN) to serve beyond it")
@@ -193,29 +192,8 @@ def create_app(backend: Backend, auth: Auth, *, host: str = "127.0.0.1", max_bod
                 unavailable.append(UnavailableRun(run_id=run_id, detail=str(err)))
         return RunList(runs=runs, unavailable=unavailable)
 
-    @app.post("/v1/runs", tags=["runs"], response_model=SubmittedRun, status_code=201, summary="Start a run",
-              description="Validate a run config and submit it as a job to this control plane's Ray cluster "
-                          "(the same as `counterpoint submit`). 422 names the config field to fix; 501 when the "
-                          "control plane was started without a Ray cluster (`counterpoint serve --ray-address`).",
-              responses=_responses(401, 403, 413, 422, 501, 503))
-    def start_run(body: SubmitRun, who: Principal = Depends(operator)) -> SubmittedRun:
-        from counterpoint.config import ConfigError, config_from_dict
-
-        if submit is None:
-            return _error(501, "this control plane has no Ray cluster to submit to; start it with "
-                               "`counterpoint serve --ray-address http://HOST:8265`", error="not_configured")
-        try:
-            cfg = config_from_dict(body.config)
-        except ConfigError as err:
-            first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-            return _error(422, f"config.{first}", field="config." + first.split(":")[0])
-        try:
-            job_id = submit(cfg, body.name)
-        except Exception as err:  # the Jobs API refused or is unreachable: say so, never a 500
-            log.error("submit by %s failed: %s", who.name, err)
-            return _error(503, f"the Ray Jobs API refused the run: {err}")
-        log.info("run submitted by %s: %s", who.name, job_id)
-        return SubmittedRun(job_id=job_id)
+    if submit is not None:
+        _add_submit_route(app, submit, operator)
 
     @app.get("/v1/runs/{run_id}", tags=["runs"], response_model=RunStatus, summary="A run's status",
              description="Last reported step, active stage, latest and applied schedule version.", responses=read_errors)
@@ -295,3 +273,28 @@ def create_app(backend: Backend, auth: Auth, *, host: str = "127.0.0.1", max_bod
         return AuditView(run_id=run_id, since=since, entries=backend.controller(run_id).audit(since))
 
     return app
+
+
+def _add_submit_route(app: FastAPI, submit: Callable[[Any, str | None], str], operator) -> None:
+    """POST /v1/runs, present only when the control plane has a Ray cluster to submit to
+    (elsewhere POST on /v1/runs is 405, and the route is absent from the OpenAPI spec)."""
+
+    @app.post("/v1/runs", tags=["runs"], response_model=SubmittedRun, status_code=201, summary="Start a run",
+              description="Validate a run config and submit it as a job to this control plane's Ray cluster "
+                          "(the same as `counterpoint submit`). 422 names the config field to fix.",
+              responses=_responses(401, 403, 413, 422, 503))
+    def start_run(body: SubmitRun, who: Principal = Depends(operator)) -> SubmittedRun:
+        from counterpoint.config import ConfigError, config_from_dict
+
+        try:
+            cfg = config_from_dict(body.config)
+        except ConfigError as err:
+            first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+            return _error(422, f"config.{first}", field="config." + first.split(":")[0])
+        try:
+            job_id = submit(cfg, body.name)
+        except Exception as err:  # the Jobs API refused or is unreachable: say so, never a 500
+            log.error("submit by %s failed: %s", who.name, err)
+            return _error(503, f"the Ray Jobs API refused the run: {err}")
+        log.info("run submitted by %s: %s", who.name, job_id)
+        return SubmittedRun(job_id=job_id)

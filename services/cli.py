@@ -204,6 +204,14 @@ def _format_metrics(data: dict) -> str:
     return "\n".join(lines) or "no metrics"
 
 
+def _jobs_submitter(args: argparse.Namespace):
+    """POST /v1/runs's way to a cluster: the Ray Jobs API at --ray-address."""
+    from counterpoint.cluster import jobs
+
+    jobs.configure_auth(args.ray_address, token_file=args.ray_token_file, no_auth=args.ray_no_auth)
+    return lambda cfg, name: jobs.submit(args.ray_address, cfg, name=name)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -213,14 +221,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         auth = Auth.disabled_mode() if args.no_auth else Auth.from_env()
-        submit = None
-        if args.ray_address:
-            from counterpoint.cluster import jobs
-
-            jobs.configure_auth(args.ray_address, token_file=args.ray_token_file, no_auth=args.ray_no_auth)
-
-            def submit(cfg, name):
-                return jobs.submit(args.ray_address, cfg, name=name)
+        submit = _jobs_submitter(args) if args.ray_address else None
         app = create_app(LocalBackend(args.runs_dir), auth, host=args.host, submit=submit)
     except (AuthConfigError, ValueError, RuntimeError) as err:
         print(f"counterpoint serve: {err}", file=sys.stderr)

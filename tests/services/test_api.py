@@ -359,4 +359,4 @@ def test_post_runs_validates_then_submits(runs):
     assert bad.status_code == 422 and bad.json()["field"] == "config.learner.rankz"
     assert len(submitted) == 1  # nothing submitted for a bad config
     unconfigured = TestClient(create_app(LocalBackend(runs), auth()))
-    assert unconfigured.post("/v1/runs", json=body, headers=OP).status_code == 501
+    assert unconfigured.post("/v1/runs", json=body, headers=OP).status_code == 405
