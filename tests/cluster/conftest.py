@@ -56,10 +56,12 @@ def ray_cluster(tmp_path):
     """`ray start --head --block` on 127.0.0.1 with auth disabled (tests only); yields the Jobs
     API address. Ended through its own PID: `--block` takes its Ray processes down with it."""
     gcs, dashboard = free_port(), free_port()
+    # A cluster node has Counterpoint installed: its `python` is this environment's.
+    bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-           "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+           "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0", "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     temp = Path("/tmp") / f"cp-ray-{os.getpid()}-{gcs}"  # short: Ray's socket paths have a length limit
-    ray_bin = str(Path(sys.executable).parent / "ray")
+    ray_bin = str(Path(bin_dir) / "ray")
     proc = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=8", "--num-gpus=0",
