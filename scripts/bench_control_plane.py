@@ -27,6 +27,8 @@ from pathlib import Path
 import httpx
 
 TOKEN = "bench-viewer-token-0123456789"
+ERRORS: list[float] = []
+"""Requests that got no answer (transport error) or a 5xx."""
 
 
 def free_port() -> int:
@@ -83,7 +85,8 @@ def main() -> None:
         elapsed = time.time() - task_started
         loaded_steps = [r["seconds"]["step"] for r in steps(run_dir)[half:args.steps - 1]]
         lat = sorted(latencies)
-        print(f"readers: {args.readers} concurrent, {len(lat)} requests in {elapsed:.1f}s = {len(lat) / elapsed:.0f} req/s")
+        print(f"readers: {args.readers} concurrent, {len(lat)} answered requests in {elapsed:.1f}s = "
+              f"{len(lat) / elapsed:.0f} req/s; {len(ERRORS)} without an answer or with a 5xx")
         if lat:
             print(f"latency p50 {1000 * lat[len(lat) // 2]:.1f} ms, p99 {1000 * lat[int(len(lat) * 0.99)]:.1f} ms")
         print(f"step time quiet  : mean {statistics.mean(quiet):.2f}s over {len(quiet)} steps")
@@ -117,10 +120,17 @@ async def _collect(url, run_id, n, until, max_requests, out: list[float]) -> Non
             k = 0
             while time.time() < until and len(out) < max_requests:
                 started = time.perf_counter()
-                r = await client.get(paths[(i + k) % len(paths)])
+                k += 1
+                try:
+                    r = await client.get(paths[(i + k) % len(paths)])
+                except httpx.TransportError:  # e.g. a keep-alive connection the server just closed
+                    ERRORS.append(time.perf_counter() - started)
+                    continue
+                if r.status_code >= 500:
+                    ERRORS.append(time.perf_counter() - started)
+                    continue
                 r.raise_for_status()
                 out.append(time.perf_counter() - started)
-                k += 1
 
         await asyncio.gather(*(one(i) for i in range(n)))
 
