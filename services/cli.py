@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--runs-dir", default="runs", help="folder holding the run folders (default: %(default)s)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--ray-serve", metavar="RAY_ADDRESS",
+                       help="host the app with Ray Serve on this Ray cluster ('auto' from a cluster node, "
+                            "'local' for a single-node dev cluster) instead of plain uvicorn")
     serve.add_argument("--ray-address", help="Ray Jobs API (http://HOST:8265) that POST /v1/runs submits runs to")
     serve.add_argument("--ray-token-file", help="the Ray cluster's auth token (or RAY_AUTH_TOKEN[_PATH])")
     serve.add_argument("--ray-no-auth", action="store_true", help="no Ray token (loopback Ray addresses only)")
@@ -227,5 +230,29 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"counterpoint serve: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # the audit lines of each change
+    if args.ray_serve:
+        return _serve_on_ray(app, args)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _serve_on_ray(app, args: argparse.Namespace) -> int:
+    """The same app as a Ray Serve deployment. Serve's HTTP port does not check Ray's token, so
+    the app's own bearer-token auth is what guards it, exactly as under uvicorn."""
+    import ray
+    from ray import serve
+
+    if args.ray_serve == "local":
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a single-node dev cluster on this host
+        ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2)
+    else:
+        ray.init(address=args.ray_serve)
+    serve.start(http_options={"host": args.host, "port": args.port})
+
+    @serve.deployment(name="counterpoint-control-plane", num_replicas=1, ray_actor_options={"num_cpus": 0.5})
+    @serve.ingress(app)
+    class ControlPlane:
+        pass
+
+    serve.run(ControlPlane.bind(), name="counterpoint-control-plane", route_prefix="/", blocking=True)
     return 0
