@@ -10,19 +10,12 @@ from typing import Callable
 
 import torch
 
+from counterpoint.trainer.registry import Registry
+
 AdvantageFn = Callable[..., torch.Tensor]
-ADVANTAGES: dict[str, AdvantageFn] = {}
+ADVANTAGES: Registry[AdvantageFn] = Registry("advantage estimator")
 """Estimator name → fn(rewards (P, G), **params) -> advantages (P, G)."""
-
-
-def register_advantage(name: str) -> Callable[[AdvantageFn], AdvantageFn]:
-    def wrap(fn: AdvantageFn) -> AdvantageFn:
-        if name in ADVANTAGES:
-            raise ValueError(f"advantage estimator {name!r} is already registered")
-        ADVANTAGES[name] = fn
-        return fn
-
-    return wrap
+register_advantage = ADVANTAGES.register
 
 
 def _check_groups(rewards: torch.Tensor) -> None:
@@ -73,9 +66,7 @@ def compute_advantages(name: str, rewards: torch.Tensor, **params: float) -> tor
     `params` are the estimator's own scalars (e.g. epsilon=1e-6 for "grpo"); an unknown name
     raises ValueError, an unknown parameter TypeError.
     """
-    if name not in ADVANTAGES:
-        raise ValueError(f"unknown advantage estimator {name!r}; known: {sorted(ADVANTAGES)}")
-    return ADVANTAGES[name](rewards, **params)
+    return ADVANTAGES.lookup(name)(rewards, **params)
 
 
 def informative_groups(rewards: torch.Tensor) -> torch.Tensor:

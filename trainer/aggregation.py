@@ -19,19 +19,12 @@ from typing import Callable, Mapping
 
 import torch
 
+from counterpoint.trainer.registry import Registry
+
 AggregationFn = Callable[..., torch.Tensor]
-AGGREGATIONS: dict[str, AggregationFn] = {}
+AGGREGATIONS: Registry[AggregationFn] = Registry("aggregation")
 """Mode name → fn(loss (B, T), mask (B, T), *, num_tokens, num_sequences, norm_constant)."""
-
-
-def register_aggregation(name: str) -> Callable[[AggregationFn], AggregationFn]:
-    def wrap(fn: AggregationFn) -> AggregationFn:
-        if name in AGGREGATIONS:
-            raise ValueError(f"aggregation {name!r} is already registered")
-        AGGREGATIONS[name] = fn
-        return fn
-
-    return wrap
+register_aggregation = AGGREGATIONS.register
 
 
 def _valid_rows(mask: torch.Tensor) -> torch.Tensor:
@@ -130,10 +123,7 @@ def aggregate(
     )
 
 
-def get_aggregation(mode: str) -> AggregationFn:
-    if mode not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {mode!r}; known: {sorted(AGGREGATIONS)}")
-    return AGGREGATIONS[mode]
+get_aggregation = AGGREGATIONS.lookup
 
 
 def counts_per_domain(

@@ -20,6 +20,8 @@ from typing import Callable
 
 import torch
 
+from counterpoint.trainer.registry import Registry
+
 from counterpoint.trainer.covariance import token_covariance
 
 
@@ -54,24 +56,10 @@ class PolicyLossOutput:
 
 
 PolicyLossFn = Callable[..., PolicyLossOutput]
-POLICY_LOSSES: dict[str, PolicyLossFn] = {}
+POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss")
 """Loss name → fn(logp, logp_old, advantages, *, mask, **scalars) -> PolicyLossOutput."""
-
-
-def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
-    def wrap(fn: PolicyLossFn) -> PolicyLossFn:
-        if name in POLICY_LOSSES:
-            raise ValueError(f"policy loss {name!r} is already registered")
-        POLICY_LOSSES[name] = fn
-        return fn
-
-    return wrap
-
-
-def get_policy_loss(name: str) -> PolicyLossFn:
-    if name not in POLICY_LOSSES:
-        raise ValueError(f"unknown policy loss {name!r}; known: {sorted(POLICY_LOSSES)}")
-    return POLICY_LOSSES[name]
+register_policy_loss = POLICY_LOSSES.register
+get_policy_loss = POLICY_LOSSES.lookup
 
 
 def _dual_clip(
