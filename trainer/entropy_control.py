@@ -137,6 +137,10 @@ class DomainEntropyCoefficients:
         if overlap:
             raise ValueError(f"domains {sorted(overlap)} are both fixed and adaptive")
         self.fixed, self.adaptive = dict(fixed), dict(adaptive)
+        # what the config set, to return to when the schedule drops a domain's target
+        self._configured_fixed, self._configured = dict(fixed), dict(adaptive)
+        self._configured_targets = {name: c.target for name, c in adaptive.items()}
+        self._scheduled: set[str] = set()
 
     def coef(self, domain: str) -> float:
         if domain in self.adaptive:
@@ -148,14 +152,25 @@ class DomainEntropyCoefficients:
         return torch.tensor([self.coef(d) for d in domains], dtype=torch.float32)
 
     def set_targets(self, targets: Mapping[str, float]) -> None:
-        """Entropy budgets from the live schedule: a domain given a target becomes adaptive (with
-        default step sizes) or has its controller's target moved; its alpha carries over."""
+        """The live schedule's entropy budgets for this step (all of them: a domain missing here
+        has none). A domain given a target becomes adaptive (default step sizes) or has its
+        controller's target moved, alpha carrying over; a domain whose target the schedule
+        removed goes back to what the config gave it."""
+        for name in list(self._scheduled):
+            if name not in targets:
+                self._scheduled.discard(name)
+                configured = self._configured.get(name)
+                if configured is None:
+                    del self.adaptive[name]
+                    self.fixed[name] = self._configured_fixed.get(name, 0.0)
+                else:
+                    configured.target = self._configured_targets[name]
         for name, target in targets.items():
-            if name in self.adaptive:
-                self.adaptive[name].target = float(target)
-            else:
+            if name not in self.adaptive:
                 self.fixed.pop(name, None)
                 self.adaptive[name] = AdaptiveEntropyController(target)
+            self.adaptive[name].target = float(target)
+            self._scheduled.add(name)
 
     def update(self, entropies: Mapping[str, float]) -> None:
         """After a step: feed each adaptive domain its measured mean token entropy."""

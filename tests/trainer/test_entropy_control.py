@@ -105,3 +105,16 @@ def test_entropy_bonus_per_domain_coefficients():
     value = aggregate_per_domain(term, mask, ids, {0: 1.0, 1: 1.0}, "token-mean")
     # domain 0: -0.1 * mean(1, 3, 2) = -0.2; domain 1: -0.02 * 5 = -0.1; equal weights
     assert value.item() == pytest.approx(0.5 * -0.2 + 0.5 * -0.1)
+
+
+def test_schedule_targets_come_and_go():
+    from counterpoint.trainer.entropy_control import AdaptiveEntropyController, DomainEntropyCoefficients
+
+    coefs = DomainEntropyCoefficients({"math": 0.002}, {"creative": AdaptiveEntropyController(target=1.0)})
+    coefs.set_targets({"math": 0.5, "creative": 0.7})
+    assert coefs.adaptive["math"].target == 0.5 and coefs.adaptive["creative"].target == 0.7
+    coefs.update({"math": 0.1, "creative": 0.1})
+    assert coefs.coef("math") > 0  # adaptive now, below its target
+    coefs.set_targets({})  # the schedule dropped both budgets
+    assert "math" not in coefs.adaptive and coefs.coef("math") == 0.002  # the configured fixed alpha
+    assert coefs.adaptive["creative"].target == 1.0  # the configured target, alpha kept
