@@ -168,3 +168,26 @@ def test_resume_continues_without_duplicated_steps(tmp_path):
     assert resumed_alpha == pytest.approx(load_driver_state(straight)["entropy_controllers"]["creative"]["alpha"])
     assert resumed_alpha == pytest.approx(4e-3)
     assert (run.path / "checkpoint" / "learner" / "fake_learner.json").exists()
+
+
+def test_live_schedule_drives_the_loop_and_records_versions(tmp_path):
+    """The real schedule controller (no Ray) as the planner: versions line up with steps."""
+    from counterpoint.services.controller import ScheduleController
+    from counterpoint.trainer.curriculum_order import sequential_schedule
+    from counterpoint.trainer.loop import train
+    from counterpoint.trainer.planning import SchedulePlanner
+
+    run = RunFolder(tmp_path / "sched")
+    controller = ScheduleController(run.path, sequential_schedule(["math", "creative"], steps_per_stage=2),
+                                    domains=["math", "creative"])
+    parts = _parts()
+    parts.planner = SchedulePlanner(controller, prompts_per_step=2)
+    train(_settings(6), parts, run)
+    steps = [r for r in run.read_metrics() if r["kind"] == "train"]
+    # two stages of two steps, then the schedule is done and the run stops early
+    assert [r["schedule"]["stage"] for r in steps] == ["math", "math", "creative", "creative"]
+    assert [set(r["domains"]) for r in steps] == [{"math"}, {"math"}, {"creative"}, {"creative"}]
+    reported = controller.metrics()
+    assert [m["step"] for m in reported] == [1, 2, 3, 4]
+    assert all(m["schedule_version"] == r["schedule"]["version"] for m, r in zip(reported, steps))
+    assert all(m["stage"] == r["schedule"]["stage"] for m, r in zip(reported, steps))
