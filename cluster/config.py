@@ -18,3 +18,10 @@ class ClusterConfig(Section):
     """Ray auth: "disabled" is for the embedded loopback-only cluster; join real clusters with "token"."""
     object_store_mib: int = Field(512, ge=128)
     """Object store size of an embedded cluster."""
+    gpus_per_engine: float = Field(0.0, ge=0.0)
+    """GPUs each rollout engine asks Ray for (1 on a GPU cluster; vLLM then runs on it)."""
+    gpus_per_learner_rank: float = Field(0.0, ge=0.0)
+    """GPUs each learner rank asks for (1 on a GPU cluster: one DeepSpeed rank per GPU)."""
+    sandbox_resource: str | None = None
+    """A custom Ray resource that only nodes able to run the code sandbox advertise (the k8s
+    CPU worker group's `counterpoint_sandbox`); code reward actors then land only there."""

@@ -170,10 +170,13 @@ class RayLearnerGroup:
         self.rollout = rollout
 
     @classmethod
-    def create(cls, world_size: int, rollout: RayRollout, *, loopback: bool, name_prefix: str, **learner_kwargs) -> tuple["RayLearnerGroup", list[dict]]:
-        rank0 = LearnerActor.options(num_cpus=1, name=f"{name_prefix}-learner-0").remote(0, world_size, **learner_kwargs)
+    def create(cls, world_size: int, rollout: RayRollout, *, loopback: bool, name_prefix: str, gpus_per_rank: float = 0.0,
+               **learner_kwargs) -> tuple["RayLearnerGroup", list[dict]]:
+        rank0 = LearnerActor.options(num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-0").remote(
+            0, world_size, **learner_kwargs)
         address, port = ray.get(rank0.__ray_call__.remote(_master_address, loopback))
-        others = [LearnerActor.options(num_cpus=1, name=f"{name_prefix}-learner-{r}").remote(r, world_size, **learner_kwargs)
+        others = [LearnerActor.options(num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-{r}").remote(
+                      r, world_size, **learner_kwargs)
                   for r in range(1, world_size)]
         ranks = [rank0, *others]
         infos = ray.get([r.setup.remote(address, port) for r in ranks])

@@ -147,21 +147,23 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
     max_len = _max_model_len(model_dir, gen.max_response_tokens)
     prefix = f"counterpoint-{run.run_id}"
     engines = [
-        RolloutActor.options(num_cpus=1, name=f"{prefix}-rollout-{i}", **RESTARTABLE).remote(
+        RolloutActor.options(num_cpus=1, num_gpus=cfg.cluster.gpus_per_engine, name=f"{prefix}-rollout-{i}", **RESTARTABLE).remote(
             str(model_dir), max_model_len=max_len, kv_cache_mib=gen.kv_cache_mib,
             max_num_seqs=gen.max_num_seqs, seed=cfg.run.seed + i, cache_dir=str(cache),
         )
         for i in range(gen.engines)
     ]
     pools = {
-        d: [RewardActor.options(num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", **RESTARTABLE).remote(
+        d: [RewardActor.options(num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", resources=_reward_resources(cfg, d),
+                                **RESTARTABLE).remote(
             d, cfg.code_sandbox, dc.suite, cfg.rewards)
             for w in range(dc.reward_workers)]
         for d, dc in cfg.domains.items()
     }
     rollout = RayRollout(engines, on_event=run.event)
     learner, infos = RayLearnerGroup.create(
-        lcfg.ranks, rollout, loopback=cfg.cluster.address is None, name_prefix=prefix, model_dir=str(model_dir), cfg=lcfg,
+        lcfg.ranks, rollout, loopback=cfg.cluster.address is None, name_prefix=prefix,
+        gpus_per_rank=cfg.cluster.gpus_per_learner_rank, model_dir=str(model_dir), cfg=lcfg,
         domains=list(cfg.domains), max_response_tokens=gen.max_response_tokens,
         micro_batches=_micro_batches(cfg), seed=cfg.run.seed, cache_dir=str(cache),
     )
@@ -185,6 +187,12 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
     return parts, components
 
 
+def _reward_resources(cfg: CounterpointConfig, domain: str) -> dict[str, float]:
+    if domain == "code" and cfg.cluster.sandbox_resource:
+        return {cfg.cluster.sandbox_resource: 0.001}
+    return {}
+
+
 def entropy_coefficients(cfg: CounterpointConfig) -> DomainEntropyCoefficients:
     fixed, adaptive = {}, {}
     for d in cfg.domains:
@@ -204,8 +212,6 @@ def _micro_batches(cfg: CounterpointConfig) -> int:
 
 
 def _max_model_len(model_dir: Path, max_response_tokens: int) -> int:
-    import json
-
     positions = json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings", 2048)
     return min(positions, 512 + max_response_tokens)
 

@@ -49,6 +49,11 @@ class TrainBatch:
             picked[f.name] = value
         return TrainBatch(**picked)
 
+    def to(self, device) -> "TrainBatch":
+        """The same batch with every tensor on `device` (a no-op on the CPU)."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return TrainBatch(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in moved.items()})
+
     def shard(self, rank: int, world_size: int) -> "TrainBatch":
         """Rows rank, rank+world, ...: interleaving spreads domains and lengths over ranks."""
         return self.select(list(range(rank, len(self), world_size)))

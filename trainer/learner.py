@@ -54,12 +54,15 @@ class Learner:
         torch.set_num_threads(self.threads)
         torch.manual_seed(self.seed)
         deepspeed = prepare_deepspeed(self.cache_dir)
-        deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)
+        # NCCL between GPUs; gloo on CPU machines (DeepSpeed picks its CPU accelerator there).
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo", auto_mpi_discovery=False)
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
         if self.cfg.reference_kl_coef > 0:
             self.reference = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32).eval()
+            if torch.cuda.is_available():
+                self.reference.to("cuda")
             self.reference.requires_grad_(False)
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
         ds_config = {
@@ -76,6 +79,7 @@ class Learner:
         return {"rank": self.rank, "deepspeed": deepspeed.__version__, "setup_s": round(time.time() - started, 2)}
 
     def _forward(self, model, mb: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        mb = mb.to(self.engine.device)
         logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits[:, :-1]
         return logprobs_and_entropy(logits, mb.input_ids[:, 1:])
 
@@ -124,9 +128,11 @@ class Learner:
             self.engine.backward(zero, scale_wrt_gas=False)
             self.engine.step()
             return {}
-        mb = mini.select(rows)
+        mb = mini.select(rows).to(self.engine.device)
         logp, entropy = self._forward(self.engine, mb)
-        logp_old = logp.detach() if old is None else old[rows][:, : logp.shape[1]]
+        logp_old = logp.detach() if old is None else old[rows][:, : logp.shape[1]].to(logp.device)
+        counts = tuple(c.to(logp.device) for c in counts)
+        entropy_coefs = entropy_coefs.to(logp.device)
         logp_ref = None
         if self.reference is not None:
             with torch.no_grad():
