@@ -6,6 +6,7 @@ built with only a few warm-start steps into a temporary cache shared by the inte
 """
 
 import json
+import math
 
 import pytest
 import torch
@@ -35,7 +36,7 @@ def test_two_real_steps(tmp_path, model_cache):
         for m in r["domains"].values():
             assert m["samples"] == 8
             assert m["tokens"] > 0 and 0.0 < m["entropy_mean"] < 7.0
-            assert m["reward_mean"] == pytest.approx(m["reward_mean"])  # finite
+            assert math.isfinite(m["reward_mean"]) and 0.0 <= m["reward_mean"] <= 1.0
     assert all(r["grad_norm"] > 0 for r in steps)
     # After the weight sync the engine's log-probs match the learner's: fp32 on both sides.
     # With stale weights (lr 0.01) they would differ by far more than this.
