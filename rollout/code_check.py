@@ -4,7 +4,8 @@ report into a Score with per-test results and a pass fraction.
 The sandbox (`sandbox.run_python`) contains what the code can do to the host; the harness
 (`sandbox_harness`, run inside it) keeps the candidate away from the tests and the verdict. Every
 failure carries a category in `info["error"]` and a human-readable `info["detail"]`:
-`syntax_error`, `exception`, `wrong_answer`, `timeout`, `crash` (the candidate's process died or
+`syntax_error`, `exception`, `memory_limit` (a call ran out of the sandbox's address space),
+`wrong_answer`, `timeout`, `crash` (the candidate's process died or
 was killed by a signal), `unsupported_result`, `result_too_large`, or `harness` (our fault).
 `info["tests"]` has one entry per test: "pass", the failure, or "not_run" after the candidate's
 process ended.

@@ -124,6 +124,9 @@ def _serve(entry: str, requests: int, replies: int) -> None:
         for line in calls:
             try:
                 value = function(*decode(json.loads(line)))
+            except MemoryError as e:  # the sandbox's address-space limit, not a bug in our code
+                _send(replies, ["memory_limit", _describe(e)])
+                continue
             except BaseException as e:
                 _send(replies, ["exception", _describe(e)])
                 continue
@@ -250,7 +253,7 @@ class Candidate:
             self._end(*self._exit_reason())
         reply = self._read_reply()
         status, body = reply[0], reply[-1]
-        if status in ("exception", "unsupported_result"):
+        if status in ("exception", "memory_limit", "unsupported_result"):
             raise CandidateFailed(status, str(body)[:200])
         if status != "ok" or len(reply) != 2:
             self._end("crash", "garbled reply from the candidate process")

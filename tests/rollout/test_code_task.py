@@ -73,11 +73,21 @@ def test_garbage_after_the_function_is_ignored():
 
 
 def test_garbage_scores_zero_with_a_reason():
-    responses = [" )(\n", " __import__('os')._exit(0)\n", " [i for i in iter(int, 1)]\n"]
+    # the endless loop holds constant memory, so it ends by the clock on any machine
+    responses = [" )(\n", " __import__('os')._exit(0)\n", " next(i for i in iter(int, 1) if i)\n"]
     syntax, crash, timeout = DOMAIN.score_group(PLUS_3, responses)
     assert (syntax.reward, syntax.correct, syntax.info["error"]) == (0.0, False, "syntax_error")
     assert (crash.reward, crash.info["error"]) == (0.0, "crash")
     assert (timeout.reward, timeout.info["error"]) == (0.0, "timeout")
+
+
+def test_a_memory_hog_is_stopped_by_the_address_space_limit():
+    [hog] = DOMAIN.score_group(PLUS_3, [" [i for i in iter(int, 1)]\n"])
+    # a fast machine fills the 256 MiB first, a slow one reaches the CPU limit first
+    assert hog.reward == 0.0 and hog.info["error"] in ("memory_limit", "timeout")
+    [big] = DOMAIN.score_group(PLUS_3, [" bytearray(2**30)\n"])
+    assert (big.reward, big.info["error"]) == (0.0, "memory_limit")
+    assert big.info["tests"][1:] == ["memory_limit: MemoryError"] * 3  # the process lives on
 
 
 def test_cheats_do_not_pass():

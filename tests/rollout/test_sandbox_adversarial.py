@@ -32,6 +32,7 @@ SECRET = "hunter2-counterpoint-secret"
 # How the last test case appears in the harness's input: found anywhere, the tests leaked.
 TESTS_JSON = json.dumps(io_tests(PROMPT.reference["tests"])["cases"][-1])
 TIMEOUT, CRASH, EXCEPTION, WRONG = {"timeout"}, {"crash"}, {"exception"}, {"wrong_answer"}
+MEMORY = {"memory_limit"}
 
 # name → (body of f, the failure categories that count as contained, a word the reason must hold)
 CASES = {
@@ -44,11 +45,11 @@ CASES = {
         "        threading.Thread(target=time.sleep, args=(60,)).start()\n    return x + 3",
         EXCEPTION, "thread",
     ),
-    "memory bomb": ("    block = bytearray(4 << 30)\n    return x + 3", EXCEPTION, "MemoryError"),
+    "memory bomb": ("    block = bytearray(4 << 30)\n    return x + 3", MEMORY, "MemoryError"),
     # Slow work: on a loaded machine these may reach the time limit before the memory limit.
-    "memory growth": ("    hoard = []\n    while True:\n        hoard.append(bytearray(1 << 20))", EXCEPTION | CRASH | TIMEOUT, ""),
+    "memory growth": ("    hoard = []\n    while True:\n        hoard.append(bytearray(1 << 20))", MEMORY | CRASH | TIMEOUT, ""),
     "huge output": ("    import os\n    while True:\n        os.write(1, b'x' * 65536)", TIMEOUT, ""),
-    "huge return value": ("    return 'x' * (100 << 20)", {"result_too_large", "exception"} | CRASH | TIMEOUT, ""),
+    "huge return value": ("    return 'x' * (100 << 20)", {"result_too_large"} | MEMORY | CRASH | TIMEOUT, ""),
     "huge exception message": ("    raise ValueError('x' * (10 << 20))", EXCEPTION, "ValueError"),
     "write into /usr": ("    open('/usr/pwned', 'w').write('x')\n    return x + 3", EXCEPTION, "Read-only"),
     "write into /": ("    open('/pwned', 'w').write('x')\n    return x + 3", EXCEPTION, "Read-only"),
