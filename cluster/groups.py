@@ -216,6 +216,9 @@ class RayLearnerGroup:
     def load_checkpoint(self, directory) -> dict:
         return self._all([r.load_checkpoint.remote(str(directory)) for r in self.ranks])[0]
 
+    def weights_digest(self) -> str:
+        return self._all([r.weights_digest.remote() for r in self.ranks])[0]
+
     def save_model(self, directory) -> None:
         self._all([r.save_hf_model.remote(str(directory)) for r in self.ranks])
 
@@ -243,9 +246,10 @@ class RayController:
         self.on_event = on_event
 
     @classmethod
-    def create(cls, name: str, run_dir: str, stages, domains: list[str], on_event=_no_events) -> "RayController":
+    def create(cls, name: str, run_dir: str, stages, domains: list[str], on_event=_no_events, *,
+               author: str = "config", reason: str = "initial schedule from the run's config") -> "RayController":
         actor = ScheduleControllerActor.options(name=name, num_cpus=0, **RESTARTABLE).remote(
-            run_dir, stages, domains=domains, author="config", reason="initial schedule from the run's config")
+            run_dir, stages, domains=domains, author=author, reason=reason)
         return cls(actor, on_event)
 
     def _call(self, method: str, *args):

@@ -21,6 +21,7 @@ from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
 from counterpoint.trainer.loop import LoopSettings, RunParts, train
 from counterpoint.trainer.batch import encode_demonstration
 from counterpoint.trainer.planning import SchedulePlanner
+from counterpoint.trainer.probing import TRANSFER_FILE, load_transfer, probe_run
 from counterpoint.trainer.models import model_summary, resolve_model
 from counterpoint.trainer.run_folder import RunFolder
 
@@ -107,6 +108,7 @@ def _session(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, state: di
         run.event("components", components=components)
         if state is not None:
             parts.learner.load_checkpoint(checkpoint_dir(run) / "learner")
+        parts.planner = _schedule_planner(cfg, run, parts)
         result = train(loop_settings(cfg), parts, run, resume=state)
         parts.planner.controller.finish()  # the schedule is closed: later changes get 409
         _export_model(run, parts, model_dir)
@@ -145,7 +147,7 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
     from transformers import AutoTokenizer
 
     from counterpoint.cluster.groups import (
-        RESTARTABLE, RayController, RayLearnerGroup, RayRewards, RayRollout, RewardActor, RolloutActor,
+        RESTARTABLE, RayLearnerGroup, RayRewards, RayRollout, RewardActor, RolloutActor,
     )
 
     gen, lcfg = cfg.generation, cfg.learner
@@ -186,11 +188,31 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
         "rewards " + ", ".join(f"{d} x{len(p)}" for d, p in pools.items()) + (f" (bubblewrap {_bwrap_version()})" if "code" in pools else ""),
         f"model {model_summary(model_dir)}",
     ]
-    controller = RayController.create(f"{prefix}-controller", str(run.path), cfg.initial_stages(), list(cfg.domains), run.event)
-    planner = SchedulePlanner(controller, gen.prompts_per_step, poll_seconds=cfg.schedule.pause_poll_seconds, on_event=run.event)
     parts = RunParts(sources, rollout, RayRewards(pools, on_event=run.event), learner, tokenizer.pad_token_id,
-                     entropy_coefficients(cfg), planner, partial(encode_demonstration, tokenizer))
+                     entropy_coefficients(cfg), None, partial(encode_demonstration, tokenizer))
     return parts, components
+
+
+def _schedule_planner(cfg: CounterpointConfig, run: RunFolder, parts: RunParts) -> SchedulePlanner:
+    """The run's schedule controller (a named actor) and the loop's view of it. A controller
+    restored from the run folder keeps its schedule; a new one starts from the config's, or,
+    for the bwt policy, from the order its transfer probes chose (probing first if needed)."""
+    from counterpoint.cluster.groups import RayController
+    from counterpoint.services.controller import STATE_FILE
+
+    stages, author, reason = cfg.initial_stages(), "config", "initial schedule from the run's config"
+    if cfg.schedule.policy == "bwt" and not (run.path / STATE_FILE).exists():
+        probe = load_transfer(run)
+        if probe is None:
+            probe = probe_run(loop_settings(cfg), parts, run, cfg.probe_domains(), cfg.schedule.probe_steps,
+                              cfg.generation.prompts_per_step)
+        stages, author = cfg.initial_stages(probe["order"]), "bwt-probe"
+        reason = (f"bwt policy: order {' > '.join(probe['order'])}, the best predicted final score of the transfer "
+                  f"probes ({probe['probe_steps']} steps a probe stage; {TRANSFER_FILE})")
+    controller = RayController.create(f"counterpoint-{run.run_id}-controller", str(run.path), stages, list(cfg.domains),
+                                      run.event, author=author, reason=reason)
+    return SchedulePlanner(controller, cfg.generation.prompts_per_step, poll_seconds=cfg.schedule.pause_poll_seconds,
+                           on_event=run.event)
 
 
 def _reward_resources(cfg: CounterpointConfig, domain: str) -> dict[str, float]:

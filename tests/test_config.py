@@ -92,3 +92,20 @@ def test_per_domain_overrides_inherit_and_validate():
         load_config(overrides=["learner.per_domain={poetry: {loss: {type: gppo}}}"])
     with pytest.raises(ConfigError, match="learner.loss"):
         load_config(overrides=["learner.loss={type: nope}"])
+
+
+def test_bwt_policy_needs_two_distinct_known_domains():
+    cfg = load_config(overrides=["schedule.policy=bwt", "schedule.order=[math, creative]", "schedule.steps_per_stage=5"])
+    assert cfg.probe_domains() == ["math", "creative"]
+    # before its probes have chosen, the schedule is the configured order; after, theirs
+    assert [s.name for s in cfg.initial_stages()] == ["math", "creative"]
+    assert [s.name for s in cfg.initial_stages(["creative", "math"])] == ["creative", "math"]
+    assert load_config(overrides=["schedule.policy=bwt"]).probe_domains() == ["math", "code", "creative"]
+    with pytest.raises(ConfigError, match="schedule.order: the bwt policy probes the transfer between two or more"):
+        load_config(overrides=["schedule.policy=bwt", "schedule.order=[math]"])
+    with pytest.raises(ConfigError, match="schedule.order: a domain is listed twice"):
+        load_config(overrides=["schedule.policy=bwt", "schedule.order=[math, math]"])
+    with pytest.raises(ConfigError, match="schedule.order: unknown domains"):
+        load_config(overrides=["schedule.policy=bwt", "schedule.order=[math, poetry]"])
+    with pytest.raises(ConfigError, match="schedule.probe_steps"):
+        load_config(overrides=["schedule.policy=bwt", "schedule.probe_steps=0"])

@@ -159,24 +159,29 @@ class LearnerConfig(Section):
 class ScheduleConfig(Section):
     """The run's initial curriculum; operators change it live over REST (services/)."""
 
-    policy: Literal["joint", "sequential", "stages"] = "joint"
+    policy: Literal["joint", "sequential", "stages", "bwt"] = "joint"
     """"joint": one stage, every domain at its `domains.<d>.weight`; "sequential": one stage per
-    domain in `order`, `steps_per_stage` each; "stages": the explicit `stages` list."""
+    domain in `order`, `steps_per_stage` each; "stages": the explicit `stages` list; "bwt":
+    transfer probes first (`probe_steps` per probe stage, T² stages over T domains, then the
+    learner is restored), then "sequential" in the order with the best predicted final score."""
     order: list[str] | None = None
-    """Domain order for "sequential" (default: the order of `domains`)."""
+    """Domain order for "sequential"; the domains "bwt" probes and orders (default: the order of
+    `domains`)."""
     steps_per_stage: int = Field(40, ge=1)
+    probe_steps: int = Field(4, ge=1, le=1000)
+    """For "bwt": training steps of each probe stage."""
     stages: list[dict] | None = None
     """For "stages": a list of stages as the REST API takes them (name, kind, domains with
     weight and entropy_target, advance rule, paused), validated when the config is loaded."""
     pause_poll_seconds: float = Field(1.0, gt=0.0)
     """How often a paused run asks the schedule again."""
 
-    def initial_stages(self, domain_weights: dict[str, float]):
+    def initial_stages(self, domain_weights: dict[str, float], order: list[str] | None = None):
         from counterpoint.trainer.curriculum_order import joint_schedule, sequential_schedule
         from counterpoint.trainer.curriculum_stages import parse_stages
 
         if self.policy == "joint":
             return joint_schedule(domain_weights)
-        if self.policy == "sequential":
-            return sequential_schedule(self.order or list(domain_weights), steps_per_stage=self.steps_per_stage)
+        if self.policy in ("sequential", "bwt"):
+            return sequential_schedule(order or self.order or list(domain_weights), steps_per_stage=self.steps_per_stage)
         return parse_stages(self.stages or [])

@@ -155,6 +155,21 @@ class Learner:
             state = {k: v.detach().float().clone() for k, v in module.state_dict().items()}
         return state if self.rank == 0 else None
 
+    def weights_digest(self) -> str | None:
+        """SHA-256 over the full weights (names, dtypes, shapes, bytes) on rank 0, None elsewhere;
+        every rank must call it (ZeRO-3 gathers)."""
+        import hashlib
+
+        state = self.export_weights()
+        if state is None:
+            return None
+        h = hashlib.sha256()
+        for name in sorted(state):
+            tensor = state[name].cpu().contiguous()
+            h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+            h.update(tensor.numpy().tobytes())
+        return h.hexdigest()
+
     def save_checkpoint(self, directory: str | Path, client_state: dict) -> None:
         """DeepSpeed checkpoint (weights, optimizer) plus `client_state`; every rank calls it."""
         client_state = {**client_state, "clip_cov_generator": self.generator.get_state()}

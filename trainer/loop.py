@@ -51,6 +51,14 @@ class LearnerClient(Protocol):
 
     def save_checkpoint(self, directory, client_state: dict) -> None: ...
 
+    def load_checkpoint(self, directory) -> dict:
+        """Weights, optimizer and learner-side state back from `save_checkpoint`'s folder."""
+        ...
+
+    def weights_digest(self) -> str:
+        """A hash of the full weights, to check that two states are the same."""
+        ...
+
     def save_model(self, directory) -> None: ...
 
 
@@ -198,11 +206,20 @@ def _demonstration(parts: RunParts, prompt: Prompt, demo: str, policy_version: i
 def evaluate(settings: LoopSettings, parts: RunParts, run: RunFolder, *, step: int, policy_version: int) -> dict:
     """Every domain's held-out split, decoded as its config says (greedy by default; open-ended
     domains sample a group, since novelty needs one); logs and returns per-domain figures."""
+    record = eval_record(settings, parts, list(parts.sources), step=step, policy_version=policy_version)
+    run.log_metrics(record)
+    run.event("eval", step=step, domains={d: _headline(m) for d, m in record["domains"].items()})
+    log.info("eval @ step %d: %s", step, "  ".join(f"{d} {_headline(m)}" for d, m in record["domains"].items()))
+    return record
+
+
+def eval_record(settings: LoopSettings, parts: RunParts, domains: list[str], *, step: int, policy_version: int) -> dict:
+    """The held-out figures of `domains` now, as a metrics record (not logged)."""
     timer = PhaseTimer()
     by_sampling: dict[tuple[int, float], list[Prompt]] = {}
-    for domain, source in parts.sources.items():
+    for domain in domains:
         key = settings.eval_sampling.get(domain, (1, 0.0))
-        by_sampling.setdefault(key, []).extend(source.eval_prompts())
+        by_sampling.setdefault(key, []).extend(parts.sources[domain].eval_prompts())
     samples = []
     with timer("generate"):
         for (n, temperature), prompts in by_sampling.items():
@@ -210,11 +227,7 @@ def evaluate(settings: LoopSettings, parts: RunParts, run: RunFolder, *, step: i
                                               temperature=temperature)
     with timer("score"):
         scored, _ = parts.rewards.score(samples)
-    record = {"kind": "eval", "step": step, "policy_version": policy_version, "domains": sample_metrics(scored), "seconds": timer.seconds}
-    run.log_metrics(record)
-    run.event("eval", step=step, domains={d: _headline(m) for d, m in record["domains"].items()})
-    log.info("eval @ step %d: %s", step, "  ".join(f"{d} {_headline(m)}" for d, m in record["domains"].items()))
-    return record
+    return {"kind": "eval", "step": step, "policy_version": policy_version, "domains": sample_metrics(scored), "seconds": timer.seconds}
 
 
 def _headline(m: dict) -> str:
@@ -239,7 +252,7 @@ def driver_state(parts: RunParts, step: int, policy_version: int) -> dict:
         "policy_version": policy_version,
         "task_cursors": {d: s.state_dict() for d, s in parts.sources.items()},
         "entropy_controllers": parts.entropy.state_dict(),
-        "planner": parts.planner.state_dict(),
+        "planner": parts.planner.state_dict() if parts.planner is not None else {},
         "python_rng": list(random.getstate()[1]),
         "torch_rng": torch.get_rng_state().tolist(),
     }
@@ -250,7 +263,8 @@ def restore_driver_state(parts: RunParts, state: dict) -> tuple[int, int]:
         if domain in parts.sources:
             parts.sources[domain].load_state_dict(cursor)
     parts.entropy.load_state_dict(state["entropy_controllers"])
-    parts.planner.load_state_dict(state.get("planner", {}))
+    if parts.planner is not None:  # (none yet while transfer probes run)
+        parts.planner.load_state_dict(state.get("planner", {}))
     random.setstate((3, tuple(state["python_rng"]), None))
     torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
     return state["step"], state["policy_version"]

@@ -89,10 +89,15 @@ class CounterpointConfig(Section):
         from counterpoint.trainer.curriculum_stages import ScheduleError
 
         sched = self.schedule
-        if sched.policy == "sequential" and sched.order is not None:
+        if sched.policy in ("sequential", "bwt") and sched.order is not None:
             unknown = [d for d in sched.order if d not in self.domains]
             if unknown:
                 raise ValueError(f"schedule.order: unknown domains {unknown} (domains: {', '.join(self.domains)})")
+            if len(set(sched.order)) != len(sched.order):
+                raise ValueError(f"schedule.order: a domain is listed twice: {sched.order}")
+        if sched.policy == "bwt" and len(self.probe_domains()) < 2:
+            raise ValueError("schedule.order: the bwt policy probes the transfer between two or more domains; "
+                             f"got {self.probe_domains()}")
         if sched.policy == "stages" and not sched.stages:
             raise ValueError("schedule.stages: required (a non-empty list) when schedule.policy is 'stages'")
         try:
@@ -104,8 +109,14 @@ class CounterpointConfig(Section):
             if unknown:
                 raise ValueError(f"schedule.stages[{i}].domains: unknown domains {unknown} (domains: {', '.join(self.domains)})")
 
-    def initial_stages(self):
-        return self.schedule.initial_stages({n: d.weight for n, d in self.domains.items()})
+    def initial_stages(self, order: list[str] | None = None):
+        """The schedule the run starts with. For the bwt policy, `order` is the order its
+        transfer probes chose (without it: `schedule.order` as configured)."""
+        return self.schedule.initial_stages({n: d.weight for n, d in self.domains.items()}, order)
+
+    def probe_domains(self) -> list[str]:
+        """The domains the bwt policy probes and orders."""
+        return list(self.schedule.order or self.domains)
 
     def prompts_per_domain(self) -> dict[str, int]:
         """Split `prompts_per_step` over the domains by weight (largest remainder)."""
