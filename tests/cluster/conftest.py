@@ -46,16 +46,26 @@ def small_overrides(tmp_path: Path, cache: Path, *extra: str) -> list[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports (all held open until each is chosen, so none repeats)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @pytest.fixture
 def ray_cluster(tmp_path):
     """`ray start --head --block` on 127.0.0.1 with auth disabled (tests only); yields the Jobs
     API address. Ended through its own PID: `--block` takes its Ray processes down with it."""
-    gcs, dashboard = free_port(), free_port()
+    gcs, dashboard, agent, agent_grpc, metrics, runtime_env = free_ports(6)
     # A cluster node has Counterpoint installed: its `python` is this environment's.
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -67,8 +77,8 @@ def ray_cluster(tmp_path):
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=8", "--num-gpus=0",
          f"--temp-dir={temp}", "--disable-usage-stats", "--include-dashboard=true",
          # Ray's default agent ports are fixed numbers; another Ray on this host may hold them
-         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-         f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}"],
+         f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+         f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={runtime_env}"],
         env=env, stdout=open(tmp_path / "ray.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
