@@ -53,8 +53,10 @@ class CodeSandboxConfig(Section):
 
 class MathRewardConfig(Section):
     timeout_seconds: float = Field(2.0, gt=0.0)
-    """Per-check deadline; math-verify runs in a child process that is killed and replaced on
-    timeout, so a pathological answer never stalls the reward worker."""
+    """Per-check deadline in CPU seconds of the checking child (a loaded host does not turn a
+    correct answer into a timeout; 10x this in wall clock bounds a check regardless); math-verify
+    runs in a child process that is killed and replaced on timeout, so a pathological answer
+    never stalls the reward worker."""
     max_response_chars: int = Field(4096, ge=64)
     """Only the last this many characters of a response are parsed."""
 

@@ -30,7 +30,11 @@ from counterpoint.rollout.records import Score
 @dataclass(frozen=True)
 class MathCheckLimits:
     timeout_seconds: float = 2.0
-    """Deadline of one check (parse and verify), measured in the parent."""
+    """Deadline of one check (parse and verify): CPU seconds of the child, measured by the parent
+    from /proc, so a loaded host (the child waiting for a core) does not fail a correct answer."""
+    wall_factor: float = 10.0
+    """A check also ends after `wall_factor × timeout_seconds` of wall clock, whatever CPU the child
+    got: the bound on how long one check can hold the reward worker."""
     max_response_chars: int = 4096
     """Only the tail of a response is searched for its answer."""
     memory_mib: int = 1024
@@ -81,6 +85,11 @@ def extract_answer(response: str, max_chars: int = 4096) -> list[str]:
     return [c for c in dict.fromkeys(candidates) if c.strip()]
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_CPU_POLL_SECONDS = 0.02
+"""How often a waiting parent reads the child's CPU time (a check usually answers far sooner)."""
+
+
 class _Child:
     """One math-verify worker process, spoken to over pipes."""
 
@@ -95,15 +104,34 @@ class _Child:
         self._buffer = b""
         self.ready = False
 
-    def read_line(self, deadline: float) -> str | None:
-        """The next line of output, or None if the deadline passed (or the child died) first."""
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the child has used, from /proc; None where it cannot be read."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()  # the name may hold spaces and ")"
+            return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def read_line(self, wall_seconds: float, cpu_seconds: float | None = None) -> str | None:
+        """The next line of output, or None if first the child used `cpu_seconds` of CPU (where
+        /proc tells), `wall_seconds` passed, or the child died."""
         fd = self.proc.stdout.fileno()
+        wall_deadline = time.monotonic() + wall_seconds
+        cpu_start = self.cpu_seconds() if cpu_seconds is not None else None
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
             while b"\n" not in self._buffer:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
+                left = wall_deadline - time.monotonic()
+                if left <= 0:
                     return None
+                if cpu_start is not None:
+                    used = self.cpu_seconds()
+                    if used is not None and used - cpu_start >= cpu_seconds:
+                        return None
+                    left = min(left, _CPU_POLL_SECONDS)
+                if not selector.select(left):
+                    continue
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     return None
@@ -113,7 +141,7 @@ class _Child:
 
     def wait_ready(self, seconds: float) -> None:
         if not self.ready:
-            if self.read_line(time.monotonic() + seconds) != "ready":
+            if self.read_line(seconds) != "ready":
                 self.kill()
                 raise RuntimeError("the math-verify worker process did not start (is math-verify installed?)")
             self.ready = True
@@ -198,8 +226,9 @@ class MathChecker:
                 child = self._active()
                 child.send(batch[len(results) :])
                 while len(results) < len(batch):
-                    line = child.read_line(time.monotonic() + self.limits.timeout_seconds)
-                    if line is None:  # past the deadline, or the child died (memory limit)
+                    line = child.read_line(self.limits.timeout_seconds * self.limits.wall_factor,
+                                           cpu_seconds=self.limits.timeout_seconds)
+                    if line is None:  # past a deadline, or the child died (memory limit)
                         dead = child.proc.poll() is not None
                         results.append((False, "worker died" if dead else "timeout", None))
                         self.timeouts += not dead

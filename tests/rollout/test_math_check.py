@@ -99,8 +99,9 @@ def test_pathological_expression_times_out_and_the_batch_goes_on(strict):
     # the stuck child was killed and the warm standby took over, once
     assert (strict.timeouts, strict.restarts) == (timeouts + 1, restarts + 1)
     assert strict.pids()[0] == standby and active not in strict.pids()
-    # sympy computes this tower for minutes: a bound far below that shows the deadline held
-    assert took < 20.0
+    # sympy computes this tower for minutes; the CPU deadline (2 s of the child's CPU) ends it
+    # well before the wall-clock bound (2 s x 10) would, even with the child on half a core
+    assert took < 12.0
     assert strict.check([("3", "3")])[0].correct  # and the worker keeps working
 
 
@@ -163,3 +164,42 @@ def test_champ_suite_keeps_only_checkable_answers():
 def test_math_prompt_reference_round_trip():
     p = Prompt("math", "x", "q", {"answer": "12"})
     assert MathDomain().score_group(p, [" 12"])[0].correct
+
+
+def test_a_child_kept_off_the_cpu_is_not_timed_out():
+    """The deadline counts the child's CPU time: a host so loaded that the child gets no core
+    for longer than the deadline (here: the child stopped for 3x the deadline) still gets a
+    verdict, not a timeout."""
+    import os
+    import signal
+
+    checker = MathChecker(MathCheckLimits(timeout_seconds=0.5, wall_factor=20.0))
+    try:
+        checker.warm_up()
+        child = checker.pids()[0]
+        assert checker._children[0].cpu_seconds() > 0  # /proc is read: the deadline is CPU time
+        os.kill(child, signal.SIGSTOP)
+        threading.Timer(1.5, os.kill, (child, signal.SIGCONT)).start()
+        started = time.monotonic()
+        [score] = checker.check([("1/2", "\\boxed{\\frac{1}{2}}")])
+        assert time.monotonic() - started >= 1.4  # it did wait for the child
+        assert score.correct and checker.timeouts == 0
+    finally:
+        checker.close()
+
+
+def test_the_wall_clock_still_bounds_a_check():
+    import os
+    import signal
+
+    checker = MathChecker(MathCheckLimits(timeout_seconds=0.2, wall_factor=5.0))
+    try:
+        checker.warm_up()
+        os.kill(checker.pids()[0], signal.SIGSTOP)  # never runs again: killed by the parent
+        started = time.monotonic()
+        [score] = checker.check([("1", "1")])
+        assert score.info["error"] == "timeout" and checker.timeouts == 1
+        assert 1.0 <= time.monotonic() - started < 15.0  # 0.2 s x 5, plus the standby taking over
+        assert checker.check([("2", "2")])[0].correct
+    finally:
+        checker.close()
