@@ -49,6 +49,9 @@ class CodeSandboxConfig(Section):
     cpu_seconds: int = Field(2, ge=1)
     memory_mib: int = Field(256, ge=32)
     wall_seconds: float = Field(5.0, gt=0.0)
+    seccomp: bool = True
+    """The sandbox's system call filter (x86_64); turn it off only on a machine it does not
+    support, where the sandbox otherwise refuses to run code."""
 
 
 class MathRewardConfig(Section):

@@ -4,7 +4,8 @@ The program sees a read-only /usr, a private /proc, /dev and a small in-memory /
 else of the host: no /etc, no /home, no network (all namespaces are unshared), no environment
 variables. It runs Debian's /usr/bin/python3 under an unprivileged uid/gid of its own (one of
 SANDBOX_UIDS, a different one for each run at the same time) with CPU, address-space, process and
-file-size limits, under a wall-clock timeout, and its output is read up to a cap. A run costs
+file-size limits and a seccomp filter (seccomp_filter.py), under a wall-clock timeout, and its
+output is read up to a cap. A run costs
 20-30 ms; no Docker or daemon is needed, only the `bubblewrap` package and root to start it.
 """
 
@@ -23,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 SANDBOX_PYTHON = "/usr/bin/python3"
@@ -55,6 +57,9 @@ class SandboxLimits:
     wall_seconds: float = 5.0
     max_output_bytes: int = 16 * 2**10
     """Cap on each of stdout and stderr; the rest is read and discarded."""
+    seccomp: bool = True
+    """Load the system call filter of `seccomp_filter.py` (x86_64). Off only where the machine
+    has no table for it; the other layers remain."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,10 @@ class SandboxResult:
     duration_s: float
 
 
-def _bwrap_argv(file_fds: dict[str, int], limits: SandboxLimits, args: Sequence[str]) -> list[str]:
-    """`file_fds` maps paths under /tmp (the program at /tmp/main.py first) to descriptors of their contents."""
+def _bwrap_argv(file_fds: dict[str, int], limits: SandboxLimits, args: Sequence[str],
+                seccomp_fd: int | None = None) -> list[str]:
+    """`file_fds` maps paths under /tmp (the program at /tmp/main.py first) to descriptors of their
+    contents; `seccomp_fd` reads the compiled system call filter."""
     # After the tmpfs, or the tmpfs would hide them. Read-only, so the program cannot edit itself.
     files = [arg for path, fd in file_fds.items() for arg in ("--ro-bind-data", str(fd), path)]
     return [
@@ -98,6 +105,7 @@ def _bwrap_argv(file_fds: dict[str, int], limits: SandboxLimits, args: Sequence[
         "--die-with-parent",
         "--new-session",
         "--clearenv",
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "--chdir", "/tmp",
         # -I: ignore PYTHON* variables and user site; -S: skip site-packages (faster, less surface).
         SANDBOX_PYTHON, "-I", "-S", "/tmp/main.py", *args,
@@ -210,6 +218,17 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+@lru_cache(maxsize=1)
+def _seccomp_program() -> bytes:
+    from counterpoint.rollout.seccomp_filter import SeccompUnsupported, seccomp_program
+
+    try:
+        return seccomp_program()
+    except SeccompUnsupported as e:
+        raise SandboxUnavailable(f"{e}; set code_sandbox.seccomp=false to run code without the system call "
+                                 "filter (the namespaces, uid and limits still apply)") from e
+
+
 def run_python(
     source: str,
     limits: SandboxLimits,
@@ -240,13 +259,19 @@ def run_python(
         stdin_file = stack.enter_context(tempfile.TemporaryFile())
         stdin_file.write(stdin)
         stdin_file.seek(0)
+        seccomp_fd = None
+        if limits.seccomp:
+            f = stack.enter_context(tempfile.TemporaryFile())
+            f.write(_seccomp_program())
+            f.seek(0)
+            seccomp_fd = f.fileno()
         try:
             proc = subprocess.Popen(
-                _bwrap_argv(fds, limits, args),
+                _bwrap_argv(fds, limits, args, seccomp_fd),
                 stdin=stdin_file,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=list(fds.values()),
+                pass_fds=list(fds.values()) + ([seccomp_fd] if seccomp_fd is not None else []),
                 user=uid,
                 group=uid,
                 extra_groups=[],

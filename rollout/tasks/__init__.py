@@ -14,7 +14,7 @@ def build_domain(name: str, *, sandbox=None, suite: str = "synthetic", rewards=N
         from counterpoint.rollout.sandbox import SandboxLimits
 
         kwargs["limits"] = SandboxLimits(cpu_seconds=sandbox.cpu_seconds, memory_bytes=sandbox.memory_mib * 2**20,
-                                         wall_seconds=sandbox.wall_seconds)
+                                         wall_seconds=sandbox.wall_seconds, seccomp=sandbox.seccomp)
     if name == "math" and rewards is not None:
         from counterpoint.rollout.math_check import MathCheckLimits
 

@@ -132,6 +132,21 @@ CASES = {
         "    return x + 3 if ok else None",
         WRONG, "",
     ),
+    # kernel surface that namespaces and the uid leave reachable: the seccomp filter refuses it
+    "ctypes kernel keyring": (
+        "    import ctypes\n    return x + 3 if ctypes.CDLL(None).syscall(250, 0, -3, 0) >= 0 else None",  # keyctl
+        WRONG, "",
+    ),
+    "ctypes userfaultfd": ("    import ctypes\n    return x + 3 if ctypes.CDLL(None).syscall(323, 1) >= 0 else None", WRONG, ""),
+    "ctypes io_uring": (
+        "    import ctypes\n    params = ctypes.create_string_buffer(120)\n"
+        "    return x + 3 if ctypes.CDLL(None).syscall(425, 1, params) >= 0 else None",  # io_uring_setup
+        WRONG, "",
+    ),
+    "ctypes bpf": ("    import ctypes\n    return x + 3 if ctypes.CDLL(None).syscall(321, 0, 0, 0) >= 0 else None", WRONG, ""),
+    "system call through the x32 ABI": (
+        "    import ctypes\n    ctypes.CDLL(None).syscall(0x40000000 | 101, 16, 1, 0, 0)\n    return x + 3", CRASH, "SIGSYS",
+    ),
     "setuid root": ("    import os\n    os.setuid(0)\n    return x + 3", EXCEPTION, "OSError"),
     "print a fake verdict": ("    import os\n    os.write(1, b'[\"done\", 4, 4]\\n')\n    return None", WRONG, ""),
     "patch the comparison": (
