@@ -82,7 +82,8 @@ class RunParts:
     learner: LearnerClient
     pad_token_id: int
     entropy: DomainEntropyCoefficients
-    planner: "Planner"
+    planner: "Planner | None"
+    """None only until the launcher makes the schedule (after the bwt policy's transfer probes)."""
     encode: Callable[[str, str], tuple[list[int], list[int]]]
     """(prompt, demonstration) -> (prompt ids, response ids ending in EOS), for SFT stages."""
 
