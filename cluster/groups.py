@@ -264,3 +264,6 @@ class RayController:
 
     def finish(self) -> None:
         self._call("finish")
+
+    def reopen(self, reason: str) -> None:
+        self._call("reopen", "resume", reason)

@@ -67,8 +67,8 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     if resume:
         state = load_driver_state(run)
         if state["step"] >= cfg.run.steps:
-            raise ConfigError(f"{run.path} already trained {state['step']} of its {cfg.run.steps} steps; "
-                              "a finished run's schedule is closed, so start a new run from its final_model")
+            raise ConfigError(f"run.steps: {run.path} already trained {state['step']} of its {cfg.run.steps} steps; "
+                              f"to train on, raise it, e.g. --set run.steps={state['step'] + cfg.run.steps}")
         dropped = run.truncate_metrics(state["step"])
         log.info("resuming %s from step %d (%d records past the checkpoint dropped)", run.run_id, state["step"], dropped)
     (run.path / "config.json").write_text(resolved_json(cfg))
@@ -109,6 +109,8 @@ def _session(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, state: di
         if state is not None:
             parts.learner.load_checkpoint(checkpoint_dir(run) / "learner")
         parts.planner = _schedule_planner(cfg, run, parts)
+        if state is not None:  # a finished run resumed for more steps: its schedule takes changes again
+            parts.planner.controller.reopen(f"resumed at step {state['step']} to train to step {cfg.run.steps}")
         result = train(loop_settings(cfg), parts, run, resume=state)
         parts.planner.controller.finish()  # the schedule is closed: later changes get 409
         _export_model(run, parts, model_dir)

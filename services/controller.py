@@ -143,6 +143,10 @@ class ScheduleController:
         """Mark the run finished (idempotent); every later change is refused with a conflict."""
         return self._mutate(lambda s: s.finish(author=author, reason=reason))
 
+    def reopen(self, author: str = "driver", reason: str = "") -> dict:
+        """Undo `finish` when a finished run is resumed for more steps (idempotent)."""
+        return self._mutate(lambda s: s.reopen(author=author, reason=reason))
+
     # --- the driver ---
 
     def next_plan(self, step: int) -> StepPlan:

@@ -224,6 +224,14 @@ class ScheduleState:
         self.finished = True
         return self._record("finish", author, reason, {})
 
+    def reopen(self, *, author: str, reason: str = "") -> int:
+        """Undo `finish` (a finished run resumed for more steps); changes are accepted again."""
+        if not self.finished:
+            return self.version
+        self._check_text(author, reason)
+        self.finished = False
+        return self._record("reopen", author, reason, {})
+
     # --- persistence ---
 
     def state_dict(self) -> dict:

@@ -56,3 +56,18 @@ def test_stop_midway_and_resume(tmp_path, model_cache):
     assert [controller.applied_version(s) for s in range(1, 6)] == [1] * 5
     assert controller.audit()[0]["author"] == "config"
     assert "resume" in [json.loads(line)["event"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+    # the finished run: resuming it as it is asks for a higher run.steps (exit 2, naming the field)
+    again = subprocess.run([*cli, "--resume", str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "run.steps" in again.stderr and "already trained 5 of its 5" in again.stderr
+    # with more steps it trains on: the schedule is reopened, metrics continue at step 6
+    more = subprocess.run([*cli, "--resume", str(run_dir), "--set", "run.steps=6"], capture_output=True, text=True, timeout=600)
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
+    controller = ScheduleController(run_dir)
+    actions = [(e["action"], e["author"]) for e in controller.audit()]
+    assert actions[-3:] == [("finish", "driver"), ("reopen", "resume"), ("finish", "driver")]
+    reopened = next(e["version"] for e in controller.audit() if e["action"] == "reopen")
+    assert controller.applied_version(6) == reopened
+    assert json.loads((run_dir / "summary.json").read_text())["policy_version"] == 6

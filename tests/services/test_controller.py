@@ -146,6 +146,19 @@ def test_finished_run_refuses_changes(ctl):
     assert ctl.next_plan(1).status == "done" and ctl.status()["status"] == "finished"
 
 
+def test_a_reopened_run_plans_and_takes_changes_again(ctl, run_dir):
+    v = ctl.get_schedule()["version"]
+    assert ctl.reopen()["version"] == v  # not finished: nothing to undo, no new version
+    ctl.finish()
+    view = ctl.reopen("resume", "resumed at step 2 to train to step 4")
+    assert view["finished"] is False and view["version"] == v + 2
+    assert ctl.next_plan(1).status == "train" and ctl.status()["status"] == "running"
+    ctl.pause(author="op")  # accepted again
+    again = ScheduleController(run_dir)  # persisted
+    assert [e["action"] for e in again.audit()][-3:] == ["finish", "reopen", "pause"]
+    assert again.audit()[-2]["author"] == "resume" and "step 4" in again.audit()[-2]["reason"]
+
+
 def test_two_controllers_on_one_folder_see_each_other(ctl, run_dir):
     """A local `counterpoint serve` and the training run each hold a controller on the folder."""
     server = ScheduleController(run_dir)
