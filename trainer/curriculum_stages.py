@@ -226,9 +226,10 @@ class AuditEntry(Section):
     time: str
     """When, ISO 8601 UTC."""
     author: str
-    """The operator's token name, or `schedule` for a rule that advanced a stage."""
+    """The operator's token name; `config` or `bwt-probe` for the initial schedule, `schedule` for
+    a rule that advanced a stage, `driver` for the finish, `resume` for a reopen."""
     action: str
-    """create, replace, pause, resume, set_domain, advance, finish."""
+    """create, replace, pause, resume, set_domain, advance, finish, reopen."""
     reason: str = ""
     """Why, as the author gave it (or the rule that fired)."""
     step: int
