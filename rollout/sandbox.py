@@ -5,8 +5,8 @@ else of the host: no /etc, no /home, no network (all namespaces are unshared), n
 variables. It runs Debian's /usr/bin/python3 under an unprivileged uid/gid of its own (one of
 SANDBOX_UIDS, a different one for each run at the same time) with CPU, address-space, process and
 file-size limits and a seccomp filter (seccomp_filter.py), under a wall-clock timeout, and its
-output is read up to a cap. A run costs
-20-30 ms; no Docker or daemon is needed, only the `bubblewrap` package and root to start it.
+output is read up to a cap. A run costs 20-30 ms; no Docker or daemon is needed, only the
+`bubblewrap` package and root to start it.
 """
 
 from __future__ import annotations
