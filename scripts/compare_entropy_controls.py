@@ -1,11 +1,12 @@
-"""Compare the learner's entropy controls on the default tiny setup, same seed for each.
+"""Compare the learner's entropy controls on the default tiny setup, same seeds for each.
 
 What it really does: runs `counterpoint run` (the real path: embedded Ray, vLLM, reward actors,
-2-rank DeepSpeed) once per variant with everything but the learner's loss held fixed, then
-plots each domain's token entropy and reward per step and prints a table of held-out results.
-Not a test: it prints figures. About 3 minutes per variant on 2 cores.
+2-rank DeepSpeed) once per variant and seed with everything but the learner's loss held fixed,
+then plots each domain's token entropy and reward per step (the first seed) and prints a table
+of held-out results: per seed, and with several seeds their mean and range. Not a test: it
+prints figures. About 2-3 minutes per variant and seed on 2 cores; finished runs are reused.
 
-    .venv/bin/python scripts/compare_entropy_controls.py --steps 40 --out runs/compare
+    .venv/bin/python scripts/compare_entropy_controls.py --steps 60 --seeds 0 1 2 --out runs/compare
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def run_variants(names: list[str], steps: int, out: Path, extra: list[str]) -> None:
+def run_variants(names: list[str], steps: int, out: Path, extra: list[str], seed: int) -> None:
     from counterpoint.cluster.launch import run_training
     from counterpoint.config import load_config
     from counterpoint.trainer.run_folder import RunFolder
@@ -35,10 +36,10 @@ def run_variants(names: list[str], steps: int, out: Path, extra: list[str]) -> N
     for name in names:
         folder = out / name
         if (folder / "summary.json").exists():
-            logging.info("%s: already done, reusing %s", name, folder)
+            logging.info("%s, seed %d: already done, reusing %s", name, seed, folder)
             continue
-        cfg = load_config(overrides=[f"run.steps={steps}", *VARIANTS[name], *extra])
-        logging.info("variant %s", name)
+        cfg = load_config(overrides=[f"run.steps={steps}", f"run.seed={seed}", *VARIANTS[name], *extra])
+        logging.info("variant %s, seed %d", name, seed)
         run_training(cfg, RunFolder(folder))
 
 
@@ -65,7 +66,7 @@ def plot(names: list[str], out: Path, png: Path) -> None:
         axes[1][col].set_title(f"{domain}: reward (train samples)")
         axes[1][col].set_xlabel("step")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle("Entropy controls on the default tiny setup (same seed; 5-step moving average)")
+    fig.suptitle(f"Entropy controls on the default tiny setup ({out.name}; 5-step moving average)")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=90)
@@ -91,6 +92,21 @@ def table(names: list[str], out: Path) -> str:
     return "\n".join(rows)
 
 
+def seed_table(names: list[str], outs: dict[int, Path]) -> str:
+    """Held-out score at the end and entropy over the last 5 steps: mean and range over seeds."""
+    rows = [f"| variant | domain | eval end, mean of {len(outs)} seeds | range | entropy last 5, mean | range |",
+            "|---|---|---|---|---|---|"]
+    for name in names:
+        runs = [load(out / name) for out in outs.values()]
+        for domain, ev in runs[0][1]["eval"].items():
+            key = "accuracy" if ev["end"]["accuracy"] is not None else "reward_mean"
+            ends = [summary["eval"][domain]["end"][key] for _, summary in runs]
+            ents = [sum(r["domains"][domain]["entropy_mean"] for r in steps[-5:]) / 5 for steps, _ in runs]
+            rows.append(f"| {name} | {domain} | {sum(ends) / len(ends):.3f} | {min(ends):.3f}-{max(ends):.3f} | "
+                        f"{sum(ents) / len(ents):.3f} | {min(ents):.3f}-{max(ents):.3f} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40)
@@ -98,13 +114,20 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--png", type=Path, default=Path("docs/results/entropy_controls.png"))
     parser.add_argument("--set", dest="extra", action="append", default=[], help="extra config override for every variant")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="run.seed values; runs go to OUT/seed<N>/<variant>")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("ray", "vllm", "deepspeed", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    run_variants(args.variants, args.steps, args.out, args.extra)
-    plot(args.variants, args.out, args.png)
-    print(table(args.variants, args.out))
+    outs = {seed: args.out / f"seed{seed}" for seed in args.seeds}
+    for seed, out in outs.items():
+        run_variants(args.variants, args.steps, out, args.extra, seed)
+    plot(args.variants, outs[args.seeds[0]], args.png)
+    for seed, out in outs.items():
+        print(f"seed {seed}:")
+        print(table(args.variants, out))
+    if len(outs) > 1:
+        print(seed_table(args.variants, outs))
     print(f"figure: {args.png}")
 
 
