@@ -21,7 +21,7 @@ T² · K probe steps and T² one-domain evaluations (plus one of every domain at
 learner's weights and optimizer come back from the "base" snapshot, so probing changes the order
 the run trains in and nothing else.
 
-`measure_transfer` is the procedure over five callables (pure logic, tested with fakes);
+`measure_transfer` is the procedure over four callables (pure logic, tested with fakes);
 `probe_run` wires it to a run's parts (the learner's checkpoints, the loop's step and eval) and
 writes `<run>/probes.jsonl` (every probe step and eval) and `<run>/transfer.json`.
 """
