@@ -50,7 +50,7 @@ class CodeSandboxConfig(Section):
     memory_mib: int = Field(256, ge=32)
     wall_seconds: float = Field(5.0, gt=0.0)
     seccomp: bool = True
-    """The sandbox's system call filter (x86_64); turn it off only on a machine it does not
+    """The sandbox's system call filter (x86_64, aarch64); turn it off only on a machine it does not
     support, where the sandbox otherwise refuses to run code."""
 
 

@@ -58,7 +58,7 @@ class SandboxLimits:
     max_output_bytes: int = 16 * 2**10
     """Cap on each of stdout and stderr; the rest is read and discarded."""
     seccomp: bool = True
-    """Load the system call filter of `seccomp_filter.py` (x86_64). Off only where the machine
+    """Load the system call filter of `seccomp_filter.py` (x86_64, aarch64). Off only where the machine
     has no table for it; the other layers remain."""
 
 

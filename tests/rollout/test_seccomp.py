@@ -2,14 +2,16 @@
 loaded by bubblewrap for real."""
 
 import errno
+import re
 import struct
+from pathlib import Path
 
 import pytest
 
 from counterpoint.rollout.sandbox import SandboxLimits, run_python
 from counterpoint.rollout.seccomp_filter import (
-    AUDIT_ARCH_X86_64, DENIED_X86_64, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
-    SeccompUnsupported, seccomp_program,
+    AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64, DENIED_AARCH64, DENIED_X86_64, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO,
+    SECCOMP_RET_KILL_PROCESS, SeccompUnsupported, seccomp_program,
 )
 
 AUDIT_ARCH_I386 = 0x40000003
@@ -35,25 +37,43 @@ def run_bpf(program: bytes, nr: int, arch: int) -> int:
         pc += 1
 
 
-def test_the_filter_denies_exactly_its_table():
-    program = seccomp_program()
-    denied = set(DENIED_X86_64.values())
+@pytest.mark.parametrize("machine, arch, table, harmless", [
+    # read write open close mmap clone fork execve exit exit_group / read write close mmap clone execve exit
+    ("x86_64", AUDIT_ARCH_X86_64, DENIED_X86_64, {0, 1, 2, 3, 9, 56, 57, 59, 60, 231}),
+    ("aarch64", AUDIT_ARCH_AARCH64, DENIED_AARCH64, {63, 64, 57, 222, 220, 221, 93, 94}),
+])
+def test_the_filter_denies_exactly_its_table(machine, arch, table, harmless):
+    program = seccomp_program(machine)
+    denied = set(table.values())
     for nr in range(0, 460):
         expected = SECCOMP_RET_ERRNO | errno.EPERM if nr in denied else SECCOMP_RET_ALLOW
-        assert run_bpf(program, nr, AUDIT_ARCH_X86_64) == expected, nr
-    assert {DENIED_X86_64[n] for n in ("ptrace", "mount", "unshare", "keyctl", "bpf", "io_uring_setup")} <= denied
-    assert {0, 1, 2, 3, 9, 56, 57, 59, 60, 231} & denied == set()  # read write open close mmap clone fork execve exit
+        assert run_bpf(program, nr, arch) == expected, nr
+    assert {table[n] for n in ("ptrace", "mount", "unshare", "keyctl", "bpf", "io_uring_setup")} <= denied
+    assert harmless & denied == set()
+
+
+@pytest.mark.parametrize("header, table", [
+    ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", DENIED_X86_64),
+    ("/usr/include/asm-generic/unistd.h", DENIED_AARCH64),
+])
+def test_the_tables_match_the_kernel_headers(header, table):
+    if not Path(header).exists():
+        pytest.skip(f"{header} not installed (Debian linux-libc-dev)")
+    numbers = dict(re.findall(r"#define __NR_(\w+)\s+(\d+)\s*$", Path(header).read_text(), re.MULTILINE))
+    assert {name: str(nr) for name, nr in table.items()} == {name: numbers.get(name) for name in table}
 
 
 def test_other_abis_are_killed_not_looked_up():
-    program = seccomp_program()
+    program = seccomp_program("x86_64")
     assert run_bpf(program, 39, AUDIT_ARCH_I386) == SECCOMP_RET_KILL_PROCESS  # int 0x80
     assert run_bpf(program, 0x40000000 | 101, AUDIT_ARCH_X86_64) == SECCOMP_RET_KILL_PROCESS  # x32 ptrace
+    assert run_bpf(program, 117, AUDIT_ARCH_AARCH64) == SECCOMP_RET_KILL_PROCESS  # an x86_64 filter on arm
+    assert run_bpf(seccomp_program("aarch64"), 26, 0x40000028) == SECCOMP_RET_KILL_PROCESS  # AArch32 (ARM EABI)
 
 
 def test_other_machines_are_refused():
-    with pytest.raises(SeccompUnsupported, match="aarch64"):
-        seccomp_program(machine="aarch64")
+    with pytest.raises(SeccompUnsupported, match="riscv64.*aarch64, x86_64"):
+        seccomp_program(machine="riscv64")
 
 
 PROBE = r'''
