@@ -182,6 +182,8 @@ def train_step(settings: LoopSettings, parts: RunParts, step: int, policy_versio
         m.update(learned["domains"].get(domain, {}))
         m.update(parts.entropy.metrics(domain))  # the coefficient this step used
         m["reward_seconds"] = round(reward_seconds.get(domain, 0.0), 4)
+        # the domain's reward pool: samples scored per second of its slowest worker this step
+        m["reward_samples_per_second"] = round(m["samples"] / m["reward_seconds"], 2) if m["reward_seconds"] > 0 else None
     parts.entropy.update({d: m["entropy_mean"] for d, m in domains.items() if "entropy_mean" in m})
     return {
         "kind": "train",
