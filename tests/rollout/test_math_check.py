@@ -17,22 +17,23 @@ from counterpoint.rollout.tasks.math import ChampDomain, GsmDomain, MathDomain, 
 PATHOLOGICAL = "\\boxed{9^{9^{9^{9^{9}}}}}"  # sympy computes the tower: minutes, and all the memory it gets
 
 
-@pytest.fixture(scope="module")
-def checker():
-    """For verdicts: a deadline no loaded machine reaches on a sane answer, children started."""
-    c = MathChecker(MathCheckLimits(timeout_seconds=30.0))
-    c.warm_up()
+def _warm_checker(timeout_seconds: float):
+    c = MathChecker(MathCheckLimits(timeout_seconds=timeout_seconds))
+    c.warm_up()  # children started before any clock runs
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def checker():
+    """For verdicts: a deadline no loaded machine reaches on a sane answer."""
+    yield from _warm_checker(30.0)
 
 
 @pytest.fixture(scope="module")
 def strict():
-    """For deadlines: 2 s a check, children started before any clock runs."""
-    c = MathChecker(MathCheckLimits(timeout_seconds=2.0))
-    c.warm_up()
-    yield c
-    c.close()
+    """For deadlines: 2 s a check."""
+    yield from _warm_checker(2.0)
 
 
 def verdicts(checker, gold, responses):
