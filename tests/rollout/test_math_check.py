@@ -132,15 +132,6 @@ def test_throughput_of_a_group_round_trip(checker):
     assert 200 / (time.monotonic() - started) > 50
 
 
-def test_synthetic_suite_demonstrations_are_correct():
-    dom = MathDomain()
-    rng = random.Random(0)
-    for i in range(20):
-        prompt, demo = dom.make(rng, f"m{i}")
-        wrong = str(int(prompt.reference["answer"]) + 1)
-        assert [s.correct for s in dom.score_group(prompt, [demo, f" {wrong}", " banana", ""])] == [True, False, False, False]
-
-
 def test_gsm_suite_is_seeded_and_its_demonstrations_pass():
     source = TaskSource(GsmDomain(), seed=0, eval_size=4)
     batch = source.next_batch(6)
