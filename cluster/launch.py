@@ -14,13 +14,15 @@ from importlib import metadata
 from pathlib import Path
 
 from counterpoint.config import ConfigError, CounterpointConfig, resolved_json
-from counterpoint.rollout.tasks import TaskSource, build_domain
-from counterpoint.trainer.entropy_control import AdaptiveEntropyController, DomainEntropyCoefficients
+from counterpoint.rollout.domains import kinds_of, sandbox_limits, task_source
+from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
 from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
-from counterpoint.trainer.loop import LoopSettings, RunParts, train
+from counterpoint.trainer.loop import RunParts, train
 from counterpoint.trainer.batch import encode_demonstration
-from counterpoint.trainer.planning import SchedulePlanner
+from counterpoint.trainer.config import BwtPolicy
+from counterpoint.trainer.curriculum.controller import STATE_FILE, ScheduleController
+from counterpoint.trainer.curriculum.planner import SchedulePlanner
 from counterpoint.trainer.probing import TRANSFER_FILE, load_transfer, probe_run
 from counterpoint.trainer.models import model_summary, resolve_model
 from counterpoint.trainer.run_folder import RunFolder
@@ -41,23 +43,6 @@ def _vllm_version() -> str:
     return cpu if cpu != "?" else _version("vllm")
 
 
-def loop_settings(cfg: CounterpointConfig) -> LoopSettings:
-    return LoopSettings(
-        steps=cfg.run.steps,
-        samples_per_prompt=cfg.generation.samples_per_prompt,
-        max_response_tokens=cfg.generation.max_response_tokens,
-        temperature=cfg.generation.temperature,
-        advantage=cfg.learner.advantage.type,
-        advantage_params={"epsilon": cfg.learner.advantage.epsilon} if cfg.learner.advantage.type == "grpo" else {},
-        dynamic_sampling=cfg.learner.advantage.dynamic_sampling,
-        mini_batches=cfg.learner.mini_batches,
-        eval_every_steps=cfg.run.eval_every_steps,
-        checkpoint_every_steps=cfg.run.checkpoint_every_steps,
-        eval_sampling={d: (dc.eval_samples_per_prompt, dc.eval_temperature) for d, dc in cfg.domains.items()},
-        seed=cfg.run.seed,
-    )
-
-
 def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resume: bool = False) -> dict:
     """Train one run. With `resume`, `run` is an existing run folder and training continues
     from its last checkpoint: learner and optimizer, task cursors, entropy controllers, RNG."""
@@ -74,7 +59,7 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     (run.path / "config.json").write_text(resolved_json(cfg))
     run.event("start", run_id=run.run_id, resume=resume)
     log.info("run %s: writing to %s", run.run_id, run.path)
-    model_dir = resolve_model(cfg.model, list(cfg.domains))
+    model_dir = resolve_model(cfg.model, kinds_of(cfg.domains))
     failures = 0
     while True:
         try:
@@ -110,8 +95,8 @@ def _session(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, state: di
             parts.learner.load_checkpoint(checkpoint_dir(run) / "learner")
         parts.planner = _schedule_planner(cfg, run, parts)
         if state is not None:  # a finished run resumed for more steps: its schedule takes changes again
-            parts.planner.controller.reopen(f"resumed at step {state['step']} to train to step {cfg.run.steps}")
-        result = train(loop_settings(cfg), parts, run, resume=state)
+            parts.planner.controller.reopen(author="resume", reason=f"resumed at step {state['step']} to train to step {cfg.run.steps}")
+        result = train(cfg, parts, run, resume=state)
         parts.planner.controller.finish()  # the schedule is closed: later changes get 409
         _export_model(run, parts, model_dir)
         return result
@@ -164,9 +149,8 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
         for i in range(gen.engines)
     ]
     pools = {
-        d: [RewardActor.options(num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", resources=_reward_resources(cfg, d),
-                                **RESTARTABLE).remote(
-            d, cfg.code_sandbox, dc.suite, cfg.rewards)
+        d: [RewardActor.options(num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", resources=_reward_resources(cfg, dc),
+                                **RESTARTABLE).remote(d, dc)
             for w in range(dc.reward_workers)]
         for d, dc in cfg.domains.items()
     }
@@ -179,7 +163,7 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
     )
     ray.get([e.__ray_ready__.remote() for e in engines] + [w.__ray_ready__.remote() for p in pools.values() for w in p])
     # The driver only draws prompts: its domain objects never score (no checker processes here).
-    sources = {d: TaskSource(build_domain(d, suite=dc.suite), cfg.run.seed, dc.eval_prompts) for d, dc in cfg.domains.items()}
+    sources = {d: task_source(d, dc, cfg.run.seed) for d, dc in cfg.domains.items()}
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     components = [
         f"ray {_version('ray')} ({ray_desc})",
@@ -187,7 +171,8 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
         f"deepspeed {_version('deepspeed')} x{lcfg.ranks} ranks ZeRO-{lcfg.zero_stage} {lcfg.dtype} (setup {max(i['setup_s'] for i in infos)}s)",
         f"torch {_version('torch')}",
         f"transformers {_version('transformers')}",
-        "rewards " + ", ".join(f"{d} x{len(p)}" for d, p in pools.items()) + (f" (bubblewrap {_bwrap_version()})" if "code" in pools else ""),
+        "rewards " + ", ".join(f"{d} x{len(p)}" for d, p in pools.items())
+        + (f" (bubblewrap {_bwrap_version()})" if any(sandbox_limits(dc) for dc in cfg.domains.values()) else ""),
         f"model {model_summary(model_dir)}",
     ]
     parts = RunParts(sources, rollout, RayRewards(pools, on_event=run.event), learner, tokenizer.pad_token_id,
@@ -196,42 +181,35 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
 
 
 def _schedule_planner(cfg: CounterpointConfig, run: RunFolder, parts: RunParts) -> SchedulePlanner:
-    """The run's schedule controller (a named actor) and the loop's view of it. A controller
-    restored from the run folder keeps its schedule; a new one starts from the config's, or,
-    for the bwt policy, from the order its transfer probes chose (probing first if needed)."""
-    from counterpoint.cluster.groups import RayController
-    from counterpoint.services.controller import STATE_FILE
-
+    """The run's schedule controller, opened in this process on the run folder's controller.json
+    (the schedule's one owner; the control plane opens the same file), and the loop's view of
+    it. A controller restored from the run folder keeps its schedule; a new one starts from the
+    config's, or, for the bwt policy, from the order its transfer probes chose (probing first)."""
     stages, author, reason = cfg.initial_stages(), "config", "initial schedule from the run's config"
-    if cfg.schedule.policy == "bwt" and not (run.path / STATE_FILE).exists():
+    policy = cfg.schedule.policy
+    if isinstance(policy, BwtPolicy) and not (run.path / STATE_FILE).exists():
         probe = load_transfer(run)
         if probe is None:
-            probe = probe_run(loop_settings(cfg), parts, run, cfg.probe_domains(), cfg.schedule.probe_steps,
-                              cfg.generation.prompts_per_step)
+            probe = probe_run(cfg, parts, run, cfg.probe_domains(), policy.probe_steps, cfg.generation.prompts_per_step)
         stages, author = cfg.initial_stages(probe["order"]), "bwt-probe"
         reason = (f"bwt policy: order {' > '.join(probe['order'])}, the best predicted final score of the transfer "
                   f"probes ({probe['probe_steps']} steps a probe stage; {TRANSFER_FILE})")
-    controller = RayController.create(f"counterpoint-{run.run_id}-controller", str(run.path), stages, list(cfg.domains),
-                                      run.event, author=author, reason=reason)
+    controller = ScheduleController(run.path, stages, domains=list(cfg.domains), author=author, reason=reason)
     return SchedulePlanner(controller, cfg.generation.prompts_per_step, poll_seconds=cfg.schedule.pause_poll_seconds,
                            on_event=run.event)
 
 
-def _reward_resources(cfg: CounterpointConfig, domain: str) -> dict[str, float]:
-    if domain == "code" and cfg.cluster.sandbox_resource:
+def _reward_resources(cfg: CounterpointConfig, domain) -> dict[str, float]:
+    """Custom resources of a reward actor of `domain` (a config slice): a kind whose reward runs
+    code in the sandbox lands only on nodes that advertise `cluster.sandbox_resource`."""
+    if sandbox_limits(domain) is not None and cfg.cluster.sandbox_resource:
         return {cfg.cluster.sandbox_resource: 0.001}
     return {}
 
 
 def entropy_coefficients(cfg: CounterpointConfig) -> DomainEntropyCoefficients:
-    fixed, adaptive = {}, {}
-    for d in cfg.domains:
-        e = cfg.learner.entropy_for(d)
-        if e.adaptive:
-            adaptive[d] = AdaptiveEntropyController(e.target, step_size=e.step_size, max_coef=e.max_coef)
-        else:
-            fixed[d] = e.coef
-    return DomainEntropyCoefficients(fixed, adaptive)
+    """Each domain's entropy control as configured; targets come from the schedule."""
+    return DomainEntropyCoefficients({d: cfg.learner.entropy_for(d) for d in cfg.domains})
 
 
 def _micro_batches(cfg: CounterpointConfig) -> int:

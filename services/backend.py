@@ -1,8 +1,10 @@
 """Where the control plane finds runs and their schedule controllers.
 
 `Backend` is what the REST app needs; `LocalBackend` serves every run folder under a directory
-that holds a controller.json (what `counterpoint serve` uses on one machine, and what the tests
-use). In a cluster, a backend that looks up each run's named controller actor does the same job.
+that holds a controller.json. That file is the schedule's single source of truth: the driver of
+a run opens a `ScheduleController` on the same folder, and the two are kept consistent by the
+controller's file lock. In a cluster the control plane mounts the runs volume the drivers write
+to (docs/deployment.md), so this one backend serves there too.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from counterpoint.services.controller import STATE_FILE, ScheduleController
-from counterpoint.trainer.curriculum_stages import Stage
+from counterpoint.trainer.curriculum.controller import STATE_FILE, ScheduleController
+from counterpoint.trainer.curriculum.stages import Stage
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 

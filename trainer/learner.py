@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from counterpoint.trainer.batch import TrainBatch
+from counterpoint.trainer.curriculum.plan import StageKind
 from counterpoint.trainer.deepspeed_compat import prepare_deepspeed
-from counterpoint.trainer.entropy import logprobs_and_entropy
-from counterpoint.trainer.objective import DomainLoss, ObjectiveSettings, merge_sums, objective
+from counterpoint.trainer.algo.entropy import logprobs_and_entropy
+from counterpoint.trainer.algo.objective import DomainLoss, ObjectiveSettings, merge_sums, objective
 
 
 def objective_settings(cfg, domains: list[str], max_response_tokens: int) -> ObjectiveSettings:
@@ -28,7 +29,8 @@ def objective_settings(cfg, domains: list[str], max_response_tokens: int) -> Obj
     for d in domains:
         spec = cfg.loss_for(d).model_dump()
         losses[d] = DomainLoss(spec.pop("type"), spec)
-    return ObjectiveSettings(losses, cfg.aggregation, cfg.domain_normalisation, float(max_response_tokens), cfg.reference_kl_coef)
+    return ObjectiveSettings(losses, cfg.aggregation.type, cfg.domain_normalisation,
+                             cfg.aggregation.norm_constant(max_response_tokens), cfg.reference_kl_coef)
 
 
 class Learner:
@@ -94,35 +96,29 @@ class Learner:
         return [self._forward(self.engine.module, m)[0] if len(m) else m.engine_logprobs for m in minis]
 
     def train_step(self, minis: list[TrainBatch], counts: list[tuple[torch.Tensor, torch.Tensor]],
-                   entropy_coefs: torch.Tensor, kind: str = "rl") -> dict:
-        """`epochs` passes over this rank's shards of the step's mini-batches, one optimizer step
-        per mini-batch. Returns per-domain metric sums (first epoch) and the last grad norm.
-        kind "sft": supervised NLL on demonstrations (an SFT stage), one pass."""
-        if kind == "sft":
-            return self._sft_step(minis, counts, entropy_coefs)
-        old = self._old_logprobs(minis)
+                   entropy_coefs: torch.Tensor, kind: StageKind = StageKind.RL) -> dict:
+        """Passes over this rank's shards of the step's mini-batches, one optimizer step per
+        mini-batch. Returns per-domain metric sums (first epoch) and the last grad norm.
+
+        `kind` picks the objective, nothing else: RL runs the domains' policy losses for
+        `epochs` passes; SFT (demonstrations of an SFT stage) the supervised NLL, one pass."""
+        sft = kind is StageKind.SFT
+        settings, epochs = (self.sft_settings, 1) if sft else (self.settings, self.cfg.epochs)
+        old = [None] * len(minis) if sft else self._old_logprobs(minis)
         sums: dict[str, dict[str, float]] = {}
         grad_norms = []
-        for epoch in range(self.cfg.epochs):
+        for epoch in range(epochs):
             for k, mini in enumerate(minis):
                 for rows in torch.arange(len(mini)).tensor_split(self.micro_batches):
-                    part = self._micro_step(mini, rows, old[k], counts[k], entropy_coefs)
+                    part = self._micro_step(mini, rows, old[k], counts[k], entropy_coefs, settings)
                     if epoch == 0:
                         merge_sums(sums, part)
                 norm = self.engine.get_global_grad_norm()
                 grad_norms.append(float(norm) if norm is not None else float("nan"))
         return {"domains": sums, "grad_norm": grad_norms[-1] if grad_norms else None, "optimizer_steps": len(grad_norms)}
 
-    def _sft_step(self, minis, counts, entropy_coefs) -> dict:
-        sums: dict[str, dict[str, float]] = {}
-        for k, mini in enumerate(minis):
-            for rows in torch.arange(len(mini)).tensor_split(self.micro_batches):
-                merge_sums(sums, self._micro_step(mini, rows, None, counts[k], entropy_coefs, self.sft_settings))
-        norm = self.engine.get_global_grad_norm()
-        return {"domains": sums, "grad_norm": float(norm) if norm is not None else None, "optimizer_steps": len(minis)}
-
     def _micro_step(self, mini: TrainBatch, rows: torch.Tensor, old: torch.Tensor | None, counts, entropy_coefs,
-                    settings: ObjectiveSettings | None = None) -> dict:
+                    settings: ObjectiveSettings) -> dict:
         if len(rows) == 0:  # an empty shard still joins the gradient all-reduce
             zero = sum(p.sum() for p in self.engine.module.parameters()) * 0.0
             self.engine.backward(zero, scale_wrt_gas=False)
@@ -137,7 +133,7 @@ class Learner:
         if self.reference is not None:
             with torch.no_grad():
                 logp_ref = self._forward(self.reference, mb)[0]
-        loss, sums = objective(logp, entropy, mb, logp_old, settings=settings or self.settings, counts=counts,
+        loss, sums = objective(logp, entropy, mb, logp_old, settings=settings, counts=counts,
                                entropy_coefs=entropy_coefs, generator=self.generator, logp_ref=logp_ref)
         self.engine.backward(loss * self.world_size, scale_wrt_gas=False)  # DeepSpeed averages ranks
         self.engine.step()

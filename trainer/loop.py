@@ -1,32 +1,45 @@
-"""The RL loop: plan → generate → score → advantages → update → weight sync → metrics.
+"""The RL loop: plan → batch (generate → score → advantages, or demonstrations) → update → weight
+sync → metrics.
 
-Written against three small interfaces (a rollout client, a reward client, a learner client), so
-the same loop drives Ray actors in production and in-process parts in a unit test.
+Written against small interfaces (a rollout client, a reward client, a learner client, a planner),
+so the same loop drives Ray actors in production and in-process fakes in a unit test. One step:
+
+1. `parts.planner.plan(step)` gives the typed `StepPlan` (stage, kind, prompts per domain,
+   entropy targets, schedule version) from the run's schedule;
+2. each domain's `TaskSource` yields the prompts the plan names;
+3. the plan's kind picks the batch source: `rollout_batch` (RL) or `demonstration_batch` (SFT);
+4. `parts.learner.train_step` updates on it with the kind's objective, the same update for both;
+5. the new weights go to the engines as the next policy version; the step's metrics are logged.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from counterpoint.rollout.records import Prompt, Sample, Score, ScoredSample
 from counterpoint.rollout.tasks import TaskSource
-from counterpoint.trainer.batch import UpdatePlan, build_batch, build_sft_batch, plan_update
+from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
+from counterpoint.trainer.batch import TrainBatch, UpdatePlan, build_batch, build_sft_batch, plan_update
 from counterpoint.trainer.checkpoint import save_checkpoint
-from counterpoint.trainer.planning import StepPlan
-from counterpoint.trainer.entropy_control import DomainEntropyCoefficients
+from counterpoint.trainer.curriculum.plan import StageKind, StepPlan
 from counterpoint.trainer.metrics import PhaseTimer, sample_metrics
 from counterpoint.trainer.run_folder import RunFolder
+
+if TYPE_CHECKING:  # the loop reads the config it is given; it never loads or builds one
+    from counterpoint.config import CounterpointConfig
 
 log = logging.getLogger(__name__)
 
 
 class RolloutClient(Protocol):
-    def generate(self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int, temperature: float) -> list[Sample]: ...
+    def generate(self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int,
+                 temperature: float) -> list[Sample]: ...
 
 
 class RewardClient(Protocol):
@@ -38,11 +51,11 @@ class RewardClient(Protocol):
 class LearnerClient(Protocol):
     world_size: int
 
-    def train_step(self, plan: UpdatePlan, entropy_coefs: torch.Tensor, kind: str = "rl") -> dict:
+    def train_step(self, plan: UpdatePlan, entropy_coefs: torch.Tensor, kind: StageKind) -> dict:
         """The update on one batch; returns {"domains": {d: metrics}, "grad_norm": float}.
 
-        `entropy_coefs` (D,): each batch domain's entropy-bonus coefficient; `kind` "rl" (the
-        policy losses) or "sft" (supervised NLL on demonstrations)."""
+        `entropy_coefs` (D,): each batch domain's entropy-bonus coefficient; `kind` the objective
+        (RL: the domains' policy losses; SFT: supervised NLL on demonstrations)."""
         ...
 
     def sync_weights(self, version: int) -> float:
@@ -63,7 +76,7 @@ class LearnerClient(Protocol):
 
 
 class Planner(Protocol):
-    """Decides each step's prompts per domain (a fixed split, or the live schedule)."""
+    """Gives each step's plan (the live schedule) and carries its state in checkpoints."""
 
     def plan(self, step: int) -> StepPlan: ...
 
@@ -71,7 +84,7 @@ class Planner(Protocol):
 
     def state_dict(self) -> dict: ...
 
-    def load_state_dict(self, state: dict) -> None: ...
+    def load_state_dict(self, state: dict, *, step: int) -> None: ...
 
 
 @dataclass
@@ -82,155 +95,171 @@ class RunParts:
     learner: LearnerClient
     pad_token_id: int
     entropy: DomainEntropyCoefficients
-    planner: "Planner | None"
+    planner: Planner | None
     """None only until the launcher makes the schedule (after the bwt policy's transfer probes)."""
     encode: Callable[[str, str], tuple[list[int], list[int]]]
     """(prompt, demonstration) -> (prompt ids, response ids ending in EOS), for SFT stages."""
 
 
+@dataclass(frozen=True)
+class LoopState:
+    """Where the loop stands between steps."""
+
+    step: int
+    """Steps trained so far (the next step is `step + 1`)."""
+    policy_version: int
+    """The version of the weights the engines serve (one per update)."""
+
+
 @dataclass
-class LoopSettings:
-    """What the loop needs from the config, as plain values."""
+class StepBatch:
+    """What a batch source hands the update, and what the step's metrics are made of."""
 
-    steps: int
-    samples_per_prompt: int
-    max_response_tokens: int
-    temperature: float
-    advantage: str
-    advantage_params: dict
-    dynamic_sampling: bool
-    mini_batches: int
-    eval_every_steps: int
-    checkpoint_every_steps: int
-    seed: int
-    eval_sampling: dict = field(default_factory=dict)
-    """domain -> (samples per prompt, temperature) on the held-out split; default (1, 0.0)."""
+    batch: TrainBatch
+    rows: list[ScoredSample]
+    """Every sample of the step, in batch row order (those the batch dropped included)."""
+    advantages: torch.Tensor | None
+    """(len(rows),) advantages; None for demonstrations."""
+    reward_seconds: dict[str, float]
 
 
-def train(settings: LoopSettings, parts: RunParts, run: RunFolder, resume: dict | None = None) -> dict:
-    """Train to `settings.steps`, from scratch or from a checkpoint's driver state (`resume`)."""
+def train(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, resume: dict | None = None) -> dict:
+    """Train to `cfg.run.steps`, from scratch or from a checkpoint's driver state (`resume`)."""
     if resume is None:
-        random.seed(settings.seed)
-        torch.manual_seed(settings.seed)
-        step, policy_version = 0, 0
-        first_eval = evaluate(settings, parts, run, step=0, policy_version=0)
+        random.seed(cfg.run.seed)
+        torch.manual_seed(cfg.run.seed)
+        state = LoopState(step=0, policy_version=0)
+        first_eval = evaluate(cfg, parts, run, state)
     else:
-        step, policy_version = restore_driver_state(parts, resume)
-        parts.learner.sync_weights(policy_version)  # fresh engines start from the base model
+        state = restore_driver_state(parts, resume)
+        parts.learner.sync_weights(state.policy_version)  # fresh engines start from the base model
         evals = [r for r in run.read_metrics() if r["kind"] == "eval"]
-        first_eval = evals[0] if evals else evaluate(settings, parts, run, step=step, policy_version=policy_version)
-        run.event("resume", step=step, policy_version=policy_version)
+        first_eval = evals[0] if evals else evaluate(cfg, parts, run, state)
+        run.event("resume", step=state.step, policy_version=state.policy_version)
     last_eval = first_eval
-    while step < settings.steps:
-        plan = parts.planner.plan(step + 1)  # steps are numbered from 1, as in metrics.jsonl
-        if plan.extra.get("done"):
-            run.event("schedule_done", step=step, reason=plan.extra.get("reason", ""))
+    while state.step < cfg.run.steps:
+        plan = parts.planner.plan(state.step + 1)
+        if plan.status == "done":
+            run.event("schedule_done", step=state.step, reason=plan.reason)
             break
-        parts.entropy.set_targets(plan.extra.get("entropy_targets", {}))
-        record = train_step(settings, parts, step, policy_version, plan)
-        step, policy_version = record["step"], record["policy_version"]
+        parts.entropy.set_targets(plan.entropy_targets)
+        record, state = train_step(cfg, parts, state, plan)
         run.log_metrics(record)
-        parts.planner.report(step, record)
-        log.info(progress_line(record, settings.steps))
-        if step < settings.steps and _due(step, settings.eval_every_steps):
-            last_eval = evaluate(settings, parts, run, step=step, policy_version=policy_version)
-        if step < settings.steps and _due(step, settings.checkpoint_every_steps):
-            save_checkpoint(run, parts.learner, driver_state(parts, step, policy_version))
-    if resume is None or resume["step"] < step:
-        last_eval = evaluate(settings, parts, run, step=step, policy_version=policy_version)
-    state = driver_state(parts, step, policy_version)
-    save_checkpoint(run, parts.learner, state)
-    return {"first_eval": first_eval, "last_eval": last_eval, "policy_version": policy_version, "state": state}
+        parts.planner.report(state.step, record)
+        log.info(progress_line(record, cfg.run.steps))
+        if state.step < cfg.run.steps and _due(state.step, cfg.run.eval_every_steps):
+            last_eval = evaluate(cfg, parts, run, state)
+        if state.step < cfg.run.steps and _due(state.step, cfg.run.checkpoint_every_steps):
+            save_checkpoint(run, parts.learner, driver_state(parts, state))
+    if resume is None or resume["step"] < state.step:
+        last_eval = evaluate(cfg, parts, run, state)
+    saved = driver_state(parts, state)
+    save_checkpoint(run, parts.learner, saved)
+    return {"first_eval": first_eval, "last_eval": last_eval, "policy_version": state.policy_version, "state": saved}
 
 
 def _due(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
 
 
-def train_step(settings: LoopSettings, parts: RunParts, step: int, policy_version: int, plan: StepPlan) -> dict:
+def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan: StepPlan) -> tuple[dict, LoopState]:
+    """One step of `plan` from `state`; returns the step's metrics record and the new state."""
     timer = PhaseTimer()
-    sft = plan.extra.get("kind") == "sft"
     with timer("plan"):
-        drawn = [item for d, n in plan.prompts_per_domain.items() if n for item in parts.sources[d].next_batch(n)]
-    if sft:  # an SFT stage: supervised steps on the domains' demonstrations
-        with timer("advantages"):
-            rows = [ScoredSample(_demonstration(parts, p, demo, policy_version), Score(0.0)) for p, demo in drawn]
-            batch, advantages, reward_seconds = build_sft_batch(rows, parts.pad_token_id), None, {}
-            samples = [r.sample for r in rows]
-    else:
-        with timer("generate"):
-            samples = parts.rollout.generate(
-                [p for p, _ in drawn],
-                samples_per_prompt=settings.samples_per_prompt,
-                max_tokens=settings.max_response_tokens,
-                temperature=settings.temperature,
-            )
-        with timer("score"):
-            scored, reward_seconds = parts.rewards.score(samples)
-        with timer("advantages"):
-            batch, rows, advantages = build_batch(scored, parts.pad_token_id, settings.advantage,
-                                                  drop_uninformative=settings.dynamic_sampling, **settings.advantage_params)
-    update = plan_update(batch, settings.mini_batches, parts.learner.world_size)
-    coefs = parts.entropy.coefs(batch.domains)
+        drawn = [item for d, n in plan.prompts_per_domain.items() for item in parts.sources[d].next_batch(n)]
+    step_batch = BATCH_SOURCES[plan.kind](cfg, parts, drawn, state, timer)
+    update = plan_update(step_batch.batch, cfg.learner.mini_batches, parts.learner.world_size)
+    coefs = parts.entropy.coefs(step_batch.batch.domains)
     with timer("update"):
-        learned = parts.learner.train_step(update, coefs, kind="sft" if sft else "rl")
+        learned = parts.learner.train_step(update, coefs, plan.kind)
+    after = LoopState(step=state.step + 1, policy_version=state.policy_version + 1)
     with timer("sync"):
-        policy_version += 1
-        sync_seconds = parts.learner.sync_weights(policy_version)
-    domains = sample_metrics(rows, advantages)
+        sync_seconds = parts.learner.sync_weights(after.policy_version)
+    domains = sample_metrics(step_batch.rows, step_batch.advantages)
     for domain, m in domains.items():
         m.update(learned["domains"].get(domain, {}))
         m.update(parts.entropy.metrics(domain))  # the coefficient this step used
-        m["reward_seconds"] = round(reward_seconds.get(domain, 0.0), 4)
+        seconds = step_batch.reward_seconds.get(domain, 0.0)
+        m["reward_seconds"] = round(seconds, 4)
         # the domain's reward pool: samples scored per second of its slowest worker this step
-        m["reward_samples_per_second"] = round(m["samples"] / m["reward_seconds"], 2) if m["reward_seconds"] > 0 else None
+        m["reward_samples_per_second"] = round(m["samples"] / seconds, 2) if seconds > 0 else None
     parts.entropy.update({d: m["entropy_mean"] for d, m in domains.items() if "entropy_mean" in m})
-    return {
+    step_seconds = sum(timer.seconds.values())
+    record = {
         "kind": "train",
-        "update": "sft" if sft else "rl",
-        "step": step + 1,
+        "update": plan.kind.value,
+        "step": after.step,
         "schedule": plan.describe(),
-        "policy_version": policy_version,
-        "rollout_policy_version": min(s.policy_version for s in samples),
+        "policy_version": after.policy_version,
+        "rollout_policy_version": min(r.sample.policy_version for r in step_batch.rows),
         "domains": domains,
         "grad_norm": learned.get("grad_norm"),
         "optimizer_steps": learned.get("optimizer_steps"),
-        "sequences_trained": len(batch),
-        "seconds": {**timer.seconds, "engine_weight_load": round(sync_seconds, 4), "step": round(sum(timer.seconds.values()), 4)},
-        "samples_per_second": round(len(samples) / max(sum(timer.seconds.values()), 1e-9), 2),
+        "sequences_trained": len(step_batch.batch),
+        "seconds": {**timer.seconds, "engine_weight_load": round(sync_seconds, 4), "step": round(step_seconds, 4)},
+        "samples_per_second": round(len(step_batch.rows) / max(step_seconds, 1e-9), 2),
     }
+    return record, after
 
 
-def _demonstration(parts: RunParts, prompt: Prompt, demo: str, policy_version: int) -> Sample:
-    prompt_ids, response_ids = parts.encode(prompt.text, demo)
-    return Sample(prompt, prompt_ids, response_ids, [0.0] * len(response_ids), demo, "demonstration", policy_version)
+def rollout_batch(cfg: CounterpointConfig, parts: RunParts, drawn: list, state: LoopState, timer: PhaseTimer) -> StepBatch:
+    """RL: sample a group per prompt from the engines, score it, GRPO-family advantages."""
+    gen, adv = cfg.generation, cfg.learner.advantage
+    with timer("generate"):
+        samples = parts.rollout.generate([p for p, _ in drawn], samples_per_prompt=gen.samples_per_prompt,
+                                         max_tokens=gen.max_response_tokens, temperature=gen.temperature)
+    with timer("score"):
+        scored, reward_seconds = parts.rewards.score(samples)
+    with timer("advantages"):
+        batch, rows, advantages = build_batch(scored, parts.pad_token_id, adv.type,
+                                              drop_uninformative=adv.dynamic_sampling, **adv.params())
+    return StepBatch(batch, rows, advantages, reward_seconds)
 
 
-def evaluate(settings: LoopSettings, parts: RunParts, run: RunFolder, *, step: int, policy_version: int) -> dict:
-    """Every domain's held-out split, decoded as its config says (greedy by default; open-ended
+def demonstration_batch(cfg: CounterpointConfig, parts: RunParts, drawn: list, state: LoopState,
+                        timer: PhaseTimer) -> StepBatch:
+    """SFT: the drawn prompts' demonstrations, laid out like rollouts (nothing generated)."""
+    with timer("advantages"):
+        rows = []
+        for prompt, demo in drawn:
+            prompt_ids, response_ids = parts.encode(prompt.text, demo)
+            sample = Sample(prompt, prompt_ids, response_ids, [0.0] * len(response_ids), demo, "demonstration",
+                            state.policy_version)
+            rows.append(ScoredSample(sample, Score(0.0)))
+        batch = build_sft_batch(rows, parts.pad_token_id)
+    return StepBatch(batch, rows, None, {})
+
+
+BATCH_SOURCES: dict[StageKind, Callable[..., StepBatch]] = {StageKind.RL: rollout_batch, StageKind.SFT: demonstration_batch}
+"""Where each kind of stage gets its batch; the update that follows is the same for all."""
+
+
+def evaluate(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, state: LoopState) -> dict:
+    """Every domain's held-out split, decoded as its eval spec says (greedy by default; open-ended
     domains sample a group, since novelty needs one); logs and returns per-domain figures."""
-    record = eval_record(settings, parts, list(parts.sources), step=step, policy_version=policy_version)
+    record = eval_record(cfg, parts, list(parts.sources), state)
     run.log_metrics(record)
-    run.event("eval", step=step, domains={d: _headline(m) for d, m in record["domains"].items()})
-    log.info("eval @ step %d: %s", step, "  ".join(f"{d} {_headline(m)}" for d, m in record["domains"].items()))
+    run.event("eval", step=state.step, domains={d: _headline(m) for d, m in record["domains"].items()})
+    log.info("eval @ step %d: %s", state.step, "  ".join(f"{d} {_headline(m)}" for d, m in record["domains"].items()))
     return record
 
 
-def eval_record(settings: LoopSettings, parts: RunParts, domains: list[str], *, step: int, policy_version: int) -> dict:
+def eval_record(cfg: CounterpointConfig, parts: RunParts, domains: list[str], state: LoopState) -> dict:
     """The held-out figures of `domains` now, as a metrics record (not logged)."""
     timer = PhaseTimer()
     by_sampling: dict[tuple[int, float], list[Prompt]] = {}
     for domain in domains:
-        key = settings.eval_sampling.get(domain, (1, 0.0))
-        by_sampling.setdefault(key, []).extend(parts.sources[domain].eval_prompts())
+        spec = cfg.domains[domain].eval
+        by_sampling.setdefault((spec.samples_per_prompt, spec.temperature), []).extend(parts.sources[domain].eval_prompts())
     samples = []
     with timer("generate"):
         for (n, temperature), prompts in by_sampling.items():
-            samples += parts.rollout.generate(prompts, samples_per_prompt=n, max_tokens=settings.max_response_tokens,
+            samples += parts.rollout.generate(prompts, samples_per_prompt=n, max_tokens=cfg.generation.max_response_tokens,
                                               temperature=temperature)
     with timer("score"):
         scored, _ = parts.rewards.score(samples)
-    return {"kind": "eval", "step": step, "policy_version": policy_version, "domains": sample_metrics(scored), "seconds": timer.seconds}
+    return {"kind": "eval", "step": state.step, "policy_version": state.policy_version,
+            "domains": sample_metrics(scored), "seconds": timer.seconds}
 
 
 def _headline(m: dict) -> str:
@@ -248,26 +277,27 @@ def progress_line(record: dict, steps: int) -> str:
     return " | ".join(parts)
 
 
-def driver_state(parts: RunParts, step: int, policy_version: int) -> dict:
-    """What the driver needs, besides the learner, to resume: step, version, cursors, RNG."""
+def driver_state(parts: RunParts, state: LoopState) -> dict:
+    """What the driver needs, besides the learner, to resume: step, version, cursors, entropy
+    controllers, the schedule's state, RNG."""
     return {
-        "step": step,
-        "policy_version": policy_version,
+        "step": state.step,
+        "policy_version": state.policy_version,
         "task_cursors": {d: s.state_dict() for d, s in parts.sources.items()},
         "entropy_controllers": parts.entropy.state_dict(),
-        "planner": parts.planner.state_dict() if parts.planner is not None else {},
+        "schedule": parts.planner.state_dict() if parts.planner is not None else None,
         "python_rng": list(random.getstate()[1]),
         "torch_rng": torch.get_rng_state().tolist(),
     }
 
 
-def restore_driver_state(parts: RunParts, state: dict) -> tuple[int, int]:
-    for domain, cursor in state["task_cursors"].items():
+def restore_driver_state(parts: RunParts, saved: dict) -> LoopState:
+    for domain, cursor in saved["task_cursors"].items():
         if domain in parts.sources:
             parts.sources[domain].load_state_dict(cursor)
-    parts.entropy.load_state_dict(state["entropy_controllers"])
-    if parts.planner is not None:  # (none yet while transfer probes run)
-        parts.planner.load_state_dict(state.get("planner", {}))
-    random.setstate((3, tuple(state["python_rng"]), None))
-    torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-    return state["step"], state["policy_version"]
+    parts.entropy.load_state_dict(saved["entropy_controllers"])
+    if parts.planner is not None and saved.get("schedule"):  # (no planner yet while transfer probes run)
+        parts.planner.load_state_dict(saved["schedule"], step=saved["step"])
+    random.setstate((3, tuple(saved["python_rng"]), None))
+    torch.set_rng_state(torch.tensor(saved["torch_rng"], dtype=torch.uint8))
+    return LoopState(step=saved["step"], policy_version=saved["policy_version"])

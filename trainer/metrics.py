@@ -55,7 +55,7 @@ def sample_metrics(rows: list[ScoredSample], advantages: torch.Tensor | None = N
 
 def merge_learner_sums(per_rank: list[dict]) -> dict:
     """Combine every rank's per-domain sums (`objective.SUM_KEYS`) into per-domain figures."""
-    from counterpoint.trainer.objective import merge_sums
+    from counterpoint.trainer.algo.objective import merge_sums
 
     totals: dict[str, dict[str, float]] = {}
     for result in per_rank:

@@ -18,12 +18,14 @@ log = logging.getLogger(__name__)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def resolve_model(model_cfg, domains: list[str]) -> Path:
+def resolve_model(model_cfg, kinds: list[str]) -> Path:
+    """`kinds`: the kinds of the run's domains (`rollout.domains.kinds_of`); the tiny model is
+    built from the synthetic demonstrations of those kinds."""
     cache = Path(model_cfg.cache_dir).expanduser()
     if model_cfg.source == "tiny":
         from counterpoint.trainer.warm_start import ensure_tiny_model
 
-        return ensure_tiny_model(model_cfg.tiny, domains, cache)
+        return ensure_tiny_model(model_cfg.tiny, kinds, cache)
     if model_cfg.source == "smollm2":
         return ensure_smollm2(cache)
     path = Path(model_cfg.path).expanduser()

@@ -2,7 +2,7 @@
 
 Before the run trains, short probe stages measure how training on one domain moves another
 domain's held-out score; the run then trains its domains one stage each, in the order with the
-best predicted final score (`curriculum_order.best_order`, RESEARCH.md §5; Omni-Thinker,
+best predicted final score (`curriculum.order.best_order`, RESEARCH.md §5; Omni-Thinker,
 arXiv 2507.14783, whose own estimation procedure is *unverified*).
 
 For domains D (T of them) and K probe steps per stage:
@@ -28,13 +28,16 @@ writes `<run>/probes.jsonl` (every probe step and eval) and `<run>/transfer.json
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import permutations
 
-from counterpoint.trainer.curriculum_order import best_order, estimate_transfer, predicted_score
+from counterpoint.trainer.curriculum.order import best_order, estimate_transfer, predicted_score
+from counterpoint.trainer.curriculum.plan import StageKind, StepPlan
+from counterpoint.trainer.loop import LoopState, driver_state, eval_record, restore_driver_state, train_step
 
 log = logging.getLogger(__name__)
 
@@ -116,33 +119,29 @@ def domain_score(metrics: dict) -> float:
 
 def load_transfer(run) -> dict | None:
     """The probes' result of an earlier session of this run (None if they never finished)."""
-    import json
-
     path = run.path / TRANSFER_FILE
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def probe_run(settings, parts, run, domains: Sequence[str], probe_steps: int, prompts_per_step: int) -> dict:
+def probe_run(cfg, parts, run, domains: Sequence[str], probe_steps: int, prompts_per_step: int) -> dict:
     """Probe the transfer between `domains` with the run's own actors, before it trains.
 
     Leaves the learner, the engines (weights as version 0), the task cursors, the entropy
     controllers and the RNG as they were, and checks the learner's weights digest against the
     one it had before probing (RuntimeError if they differ)."""
-    from counterpoint.trainer.loop import driver_state, eval_record, restore_driver_state, train_step
-    from counterpoint.trainer.planning import StepPlan
-
     folder = run.path / "probes"
     shutil.rmtree(folder, ignore_errors=True)  # a probe cut short by a restart starts over
     (run.path / PROBES_FILE).unlink(missing_ok=True)
-    start_state = driver_state(parts, 0, 0)
+    start_state = driver_state(parts, LoopState(step=0, policy_version=0))
     digest = parts.learner.weights_digest()
-    counter = {"step": 0, "version": 0, "stale": False}
+    counter = {"state": LoopState(step=0, policy_version=0), "stale": False}
     entropy_states: dict[str, dict] = {}
 
     def sync_if_stale() -> None:  # after a restore, before the engines generate again
         if counter["stale"]:
-            counter["version"] += 1
-            parts.learner.sync_weights(counter["version"])
+            state = counter["state"]
+            counter["state"] = LoopState(step=state.step, policy_version=state.policy_version + 1)
+            parts.learner.sync_weights(counter["state"].policy_version)
             counter["stale"] = False
 
     run.event("probe_start", domains=list(domains), probe_steps=probe_steps,
@@ -151,16 +150,16 @@ def probe_run(settings, parts, run, domains: Sequence[str], probe_steps: int, pr
     def train(domain: str, stage: str) -> None:
         sync_if_stale()
         for _ in range(probe_steps):
-            plan = StepPlan({domain: prompts_per_step}, stage=stage)
-            record = train_step(settings, parts, counter["step"], counter["version"], plan)
-            counter["step"], counter["version"] = record["step"], record["policy_version"]
+            plan = StepPlan(step=counter["state"].step + 1, status="train", schedule_version=0, stage=stage,
+                            kind=StageKind.RL, prompts_per_domain={domain: prompts_per_step})
+            record, counter["state"] = train_step(cfg, parts, counter["state"], plan)
             run.append(PROBES_FILE, {**record, "kind": "probe", "probe_stage": stage})
-            log.info("probe %s, step %d: %s", stage, counter["step"],
+            log.info("probe %s, step %d: %s", stage, counter["state"].step,
                      " ".join(f"{d} R {m['reward_mean']:.2f}" for d, m in record["domains"].items()))
 
     def score(domain: str, stage: str) -> float:
         sync_if_stale()
-        record = eval_record(settings, parts, [domain], step=counter["step"], policy_version=counter["version"])
+        record = eval_record(cfg, parts, [domain], counter["state"])
         run.append(PROBES_FILE, {**record, "kind": "probe_eval", "probe_stage": stage})
         return domain_score(record["domains"][domain])
 

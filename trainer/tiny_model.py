@@ -60,10 +60,13 @@ def build_model(tokenizer, cfg, seed: int):
     return Qwen2ForCausalLM(config)
 
 
-def cache_key(cfg, domains: list[str]) -> str:
-    payload = json.dumps({"v": BUILD_VERSION, "cfg": cfg.model_dump(mode="json"), "domains": sorted(domains)}, sort_keys=True)
+def cache_key(cfg, kinds: list[str]) -> str:
+    # The key is still spelled "domains": for the default run (kinds = names) the hash, and so the
+    # cached model, stays the same as when the tiny model was built from domain names.
+    payload = json.dumps({"v": BUILD_VERSION, "cfg": cfg.model_dump(mode="json"), "domains": sorted(kinds)},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def cached_model_dir(cache_dir: Path, cfg, domains: list[str]) -> Path:
-    return cache_dir.expanduser() / "models" / f"tiny-{cache_key(cfg, domains)}"
+def cached_model_dir(cache_dir: Path, cfg, kinds: list[str]) -> Path:
+    return cache_dir.expanduser() / "models" / f"tiny-{cache_key(cfg, kinds)}"

@@ -16,34 +16,41 @@ from pathlib import Path
 
 import torch
 
-from counterpoint.rollout.tasks import TaskSource, build_domain
+from counterpoint.rollout.config import KINDS
+from counterpoint.rollout.domains import build_domain
+from counterpoint.rollout.tasks import TaskSource
 from counterpoint.trainer.batch import encode_demonstration
 from counterpoint.trainer.tiny_model import EOS, build_model, cached_model_dir, train_tokenizer
 
 log = logging.getLogger(__name__)
 
 SFT_SHARE = {"math": 0.6, "code": 0.2, "creative": 0.2}
-"""Share of each SFT batch per domain: math is the hardest to learn, so it gets the most."""
+"""Share of each SFT batch per kind: math is the hardest to learn, so it gets the most."""
 
 
-def ensure_tiny_model(cfg, domains: list[str], cache_dir: Path) -> Path:
-    """The cached tiny model's folder, building it first if it is not there yet."""
-    out = cached_model_dir(cache_dir, cfg, domains)
+def ensure_tiny_model(cfg, kinds: list[str], cache_dir: Path) -> Path:
+    """The cached tiny model's folder, building it first if it is not there yet. `kinds`: the
+    kinds of the run's domains, whose synthetic demonstrations it is trained on."""
+    out = cached_model_dir(cache_dir, cfg, kinds)
     if (out / "build_info.json").exists():
         return out
     log.info("building the tiny base model in %s (once; later runs reuse it)", out)
     tmp = out.with_name(out.name + ".partial")
-    info = build_tiny_model(cfg, domains, tmp)
+    info = build_tiny_model(cfg, kinds, tmp)
     tmp.rename(out)  # atomic: a crashed build never leaves a half model that looks complete
     log.info("tiny model ready: %s", info)
     return out
 
 
-def build_tiny_model(cfg, domains: list[str], out: Path) -> dict:
+def build_tiny_model(cfg, kinds: list[str], out: Path) -> dict:
     start = time.time()
     torch.manual_seed(cfg.seed)
-    sources = {d: TaskSource(build_domain(d), seed=10_000 + cfg.seed, eval_size=64) for d in domains}
-    pools = {d: s.next_batch(4000 if d == "math" else 2000) for d, s in sources.items()}
+    # One source per kind, on its synthetic suite and named by the kind, whatever the run's domains
+    # are called or which suites they draw from; in the registry's order (math, code, creative), so
+    # the corpus and the SFT batches, like the cache key, do not depend on the config's order.
+    kinds = [k for k in KINDS if k in kinds]
+    sources = {k: TaskSource(build_domain(k), seed=10_000 + cfg.seed, eval_size=64) for k in kinds}
+    pools = {k: s.next_batch(4000 if k == "math" else 2000) for k, s in sources.items()}
     corpus = [p.text + demo + EOS for pool in pools.values() for p, demo in pool]
     tokenizer = train_tokenizer(corpus, cfg.vocab_size)
     model = build_model(tokenizer, cfg, cfg.seed)
@@ -58,7 +65,7 @@ def build_tiny_model(cfg, domains: list[str], out: Path) -> dict:
         "math_greedy_accuracy": accuracy,
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": round(time.time() - start, 1),
-        "domains": domains,
+        "kinds": kinds,
     }
     (out / "build_info.json").write_text(json.dumps(info, indent=2))
     return info

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 OPERATOR = "operator-token-0123456789"
 VIEWER = "viewer-token-0123456789ab"
-STAGES = ("schedule.stages=["
+STAGES = ("schedule.policy.stages=["
           "{name: joint, domains: {math: {weight: 1}, code: {weight: 1}, creative: {weight: 1}}, advance: {type: manual}},"
           "{name: focus, domains: {math: {weight: 1}, creative: {weight: 1}}, advance: {type: manual}}]")
 
@@ -103,9 +103,9 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
             with pytest.raises(ApiError) as viewer_write:
                 ControlPlaneClient(url, VIEWER).pause("live")
             observed["viewer_write"] = viewer_write.value.status
-            # failures: the rollout engine, a reward actor and the controller die; the control
-            # plane is restarted; nothing of the schedule may be lost
-            for name in ("rollout-0", "reward-code-0", "controller"):
+            # failures: the rollout engine and a reward actor die; the control plane is
+            # restarted; nothing of the schedule may be lost (controller.json is its one owner)
+            for name in ("rollout-0", "reward-code-0"):
                 ray.kill(ray.get_actor(f"counterpoint-live-{name}"), no_restart=False)
             server.terminate()
             server.wait(timeout=30)
@@ -154,8 +154,8 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
     kinds = [e["event"] for e in events]
     assert "schedule_paused" in kinds and "schedule_resumed" in kinds
     recovered = {e.get("actor") for e in events if e["event"] in ("actor_recovered", "engine_reloaded")}
-    assert {"rollout-0", "controller"} <= recovered
-    # the schedule and its audit log survived the controller and control-plane restarts
+    assert "rollout-0" in recovered
+    # the schedule and its audit log survived the control-plane restart
     assert observed["after_restart"]["version"] == observed["version"]
     assert [s["name"] for s in observed["after_restart"]["stages"]] == ["focus", "joint"]
     reasons = [e["reason"] for e in observed["audit"]["entries"]]

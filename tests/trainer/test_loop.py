@@ -1,105 +1,23 @@
-"""The RL loop with in-process fakes for the engine and learner (the real reward functions).
-
-The fakes are named as fakes: this tests the loop's logic (planning, grouping, metrics, versions,
-evaluation, run folder), not generation or learning, which the integration test covers.
-"""
-
-import json
-import random
+"""The RL loop with the in-process fakes of fakes.py (and the real reward functions)."""
 
 import pytest
 import torch
 
-from counterpoint.rollout.records import Sample, ScoredSample
-from counterpoint.rollout.tasks import TaskSource, build_domain
-from counterpoint.trainer.entropy_control import AdaptiveEntropyController, DomainEntropyCoefficients
-from counterpoint.trainer.loop import LoopSettings, RunParts, train
-from counterpoint.trainer.planning import FixedPlanner
-from counterpoint.trainer.metrics import merge_learner_sums
+from counterpoint.trainer.checkpoint import load_driver_state
+from counterpoint.trainer.curriculum.controller import ScheduleController
+from counterpoint.trainer.curriculum.plan import StageKind
+from counterpoint.trainer.loop import train
 from counterpoint.trainer.run_folder import RunFolder
 
-
-def fake_encode(prompt, demo):
-    """A fake tokenizer: one id per character."""
-    return [ord(c) % 50 for c in prompt], [ord(c) % 50 for c in demo] + [0]
-
-
-class FakeRollout:
-    """Answers math prompts with the right answer half the time; random words elsewhere."""
-
-    def __init__(self):
-        self.version = 0
-        self.rng = random.Random(0)
-
-    def generate(self, prompts, *, samples_per_prompt, max_tokens, temperature):
-        out = []
-        for p in prompts:
-            for _ in range(samples_per_prompt):
-                if p.domain == "math":
-                    text = " " + (p.reference["answer"] if self.rng.random() < 0.5 else "0")
-                else:
-                    text = " " + " ".join(self.rng.choice(["sea", "moon", "glass", "pale", "wind"]) for _ in range(6))
-                ids = [self.rng.randrange(5, 50) for _ in range(self.rng.randrange(1, max_tokens + 1))]
-                out.append(Sample(p, [1, 2, 3], ids, [-1.0] * len(ids), text, "stop", self.version))
-        return out
-
-
-class FakeRewards:
-    def __init__(self, domains):
-        self.domains = {d: build_domain(d) for d in domains}
-
-    def score(self, samples):
-        scored = []
-        for i in range(0, len(samples), 1):
-            s = samples[i]
-            scored.append(ScoredSample(s, self.domains[s.prompt.domain].score_group(s.prompt, [s.response_text])[0]))
-        return scored, {d: 0.0 for d in self.domains}
-
-
-class FakeLearner:
-    """Records the update plans; reports a fixed entropy of 0.1 per token."""
-
-    world_size = 2
-
-    def __init__(self, rollout):
-        self.rollout = rollout
-        self.plans, self.coefs = [], []
-
-    def train_step(self, plan, entropy_coefs, kind="rl"):
-        self.plans.append(plan)
-        self.coefs.append(entropy_coefs)
-        per_rank = []
-        for shards in plan.shards:
-            sums = {}
-            for shard in shards:
-                for i, d in enumerate(shard.domains):
-                    n = float(shard.response_mask[shard.domain_ids == i].sum())
-                    if n:
-                        sums[d] = {"tokens": n, "entropy_sum": 0.1 * n}
-            per_rank.append({"domains": sums})
-        return {"domains": merge_learner_sums(per_rank), "grad_norm": 1.0, "optimizer_steps": len(plan.counts)}
-
-    def sync_weights(self, version):
-        self.rollout.version = version
-        return 0.0
-
-    def save_checkpoint(self, directory, client_state):
-        directory.mkdir(parents=True)
-        (directory / "fake_learner.json").write_text(json.dumps(client_state))
+from .fakes import FakeLearnerCrash, fake_config, fake_parts
 
 
 def test_loop_steps_metrics_versions_and_eval(tmp_path):
-    domains = ["math", "creative"]
-    rollout = FakeRollout()
-    learner = FakeLearner(rollout)
-    entropy = DomainEntropyCoefficients({"math": 0.001}, {"creative": AdaptiveEntropyController(target=0.5, step_size=1e-3)})
-    parts = RunParts({d: TaskSource(build_domain(d), 0, 4) for d in domains}, rollout, FakeRewards(domains), learner,
-                     pad_token_id=0, entropy=entropy, planner=FixedPlanner({"math": 2, "creative": 1}), encode=fake_encode)
-    settings = LoopSettings(steps=3, samples_per_prompt=4,
-                            max_response_tokens=5, temperature=1.0, advantage="grpo", advantage_params={},
-                            dynamic_sampling=False, mini_batches=2, eval_every_steps=2, checkpoint_every_steps=2, seed=0)
+    cfg = fake_config(3, eval_every=2, mini_batches=2)
     run = RunFolder(tmp_path / "run")
-    result = train(settings, parts, run)
+    parts = fake_parts(cfg, run)
+    learner = parts.learner
+    result = train(cfg, parts, run)
 
     records = run.read_metrics()
     train_records = [r for r in records if r["kind"] == "train"]
@@ -116,73 +34,115 @@ def test_loop_steps_metrics_versions_and_eval(tmp_path):
             for key in ("reward_mean", "entropy_mean", "response_length_mean", "samples"):
                 assert key in m
         assert {"generate", "score", "update", "sync", "step"} <= set(r["seconds"])
+        assert r["update"] == "rl" and r["schedule"]["prompts"] == {"math": 2, "creative": 1}
+    assert all(kind is StageKind.RL for kind in learner.kinds)
     # two mini-batches, each sharded over the 2 ranks, together holding every sample
     plan = learner.plans[0]
     assert len(plan.counts) == 2 and len(plan.shards) == 2
     advs = torch.cat([s.advantages for shards in plan.shards for s in shards])
     assert len(advs) == 12 and abs(float(advs.sum())) < 1e-4  # zero-mean groups
-    # the creative controller sees entropy 0.1 < target 0.5 and raises its alpha step by step
+    # the creative target comes from the schedule (seeded from the config's adaptive control);
+    # its controller sees entropy 0.1 < 0.5 and raises alpha by its configured step each step
+    assert train_records[0]["schedule"]["entropy_targets"] == {"creative": 0.5}
     creative = [float(c[plan.shards[0][0].domains.index("creative")]) for c in learner.coefs]
     assert creative == pytest.approx([0.0, 1e-3, 2e-3])
     assert train_records[2]["domains"]["creative"]["entropy_coef"] == pytest.approx(2e-3)
     assert train_records[0]["domains"]["math"]["entropy_coef"] == pytest.approx(0.001)
-    assert result["state"]["entropy_controllers"]["creative"]["alpha"] == pytest.approx(3e-3)
+    assert result["state"]["entropy_controllers"]["controllers"]["creative"]["alpha"] == pytest.approx(3e-3)
     assert result["state"]["task_cursors"]["math"]["cursor"] >= 6
 
 
-def _parts(domains=("math", "creative")):
-    rollout = FakeRollout()
-    entropy = DomainEntropyCoefficients({}, {"creative": AdaptiveEntropyController(target=0.5, step_size=1e-3)})
-    return RunParts({d: TaskSource(build_domain(d), 0, 4) for d in domains}, rollout, FakeRewards(domains),
-                    FakeLearner(rollout), pad_token_id=0, entropy=entropy, planner=FixedPlanner({"math": 2, "creative": 1}), encode=fake_encode)
-
-
-def _settings(steps):
-    return LoopSettings(steps=steps, samples_per_prompt=4, max_response_tokens=5, temperature=1.0, advantage="grpo",
-                        advantage_params={}, dynamic_sampling=False, mini_batches=1, eval_every_steps=0,
-                        checkpoint_every_steps=2, seed=0)
+def test_sft_stage_trains_demonstrations_through_the_same_update(tmp_path):
+    stages = [{"name": "demos", "kind": "sft", "domains": {"creative": {}}, "advance": {"type": "steps", "steps": 1}},
+              {"name": "rl", "domains": {"math": {}}, "advance": {"type": "steps", "steps": 1}}]
+    cfg = fake_config(2, schedule={"type": "stages", "stages": stages})
+    run = RunFolder(tmp_path / "run")
+    parts = fake_parts(cfg, run)
+    train(cfg, parts, run)
+    steps = [r for r in run.read_metrics() if r["kind"] == "train"]
+    assert [r["update"] for r in steps] == ["sft", "rl"]
+    assert parts.learner.kinds == [StageKind.SFT, StageKind.RL]
+    sft_rows = parts.learner.plans[0].shards[0][0]
+    assert torch.all(sft_rows.advantages == 1.0)  # demonstrations, laid out like rollouts
+    assert "generate" not in steps[0]["seconds"] and "generate" in steps[1]["seconds"]
+    assert steps[0]["domains"]["creative"]["samples"] == 3  # one demonstration a prompt, no group
 
 
 def test_resume_continues_without_duplicated_steps(tmp_path):
-    from counterpoint.trainer.checkpoint import load_driver_state
-    from counterpoint.trainer.loop import train
-
     straight = RunFolder(tmp_path / "straight")
-    train(_settings(4), _parts(), straight)
+    train(fake_config(4), fake_parts(fake_config(4), straight), straight)
 
     run = RunFolder(tmp_path / "resumed")
-    train(_settings(2), _parts(), run)  # stops after step 2 with a checkpoint
+    train(fake_config(2), fake_parts(fake_config(2), run), run)  # stops after step 2 with a checkpoint
     run.log_metrics({"kind": "train", "step": 3, "note": "written after the checkpoint, then a crash"})
     state = load_driver_state(run)
     assert state["step"] == 2
     run.truncate_metrics(state["step"])
-    parts = _parts()
-    result = train(_settings(4), parts, run, resume=state)
+    result = train(fake_config(4), fake_parts(fake_config(4), run), run, resume=state)
     steps = [r["step"] for r in run.read_metrics() if r["kind"] == "train"]
     assert steps == [1, 2, 3, 4]
     assert result["policy_version"] == 4
     # cursors and the adaptive controller carried over: the resumed run saw the same prompts
     # and used the same entropy coefficients as the run that never stopped
     assert result["state"]["task_cursors"] == load_driver_state(straight)["task_cursors"]
-    resumed_alpha = result["state"]["entropy_controllers"]["creative"]["alpha"]
-    assert resumed_alpha == pytest.approx(load_driver_state(straight)["entropy_controllers"]["creative"]["alpha"])
-    assert resumed_alpha == pytest.approx(4e-3)
+    alpha = result["state"]["entropy_controllers"]["controllers"]["creative"]["alpha"]
+    assert alpha == pytest.approx(load_driver_state(straight)["entropy_controllers"]["controllers"]["creative"]["alpha"])
+    assert alpha == pytest.approx(4e-3)
     assert (run.path / "checkpoint" / "learner" / "fake_learner.json").exists()
+
+
+CURRICULUM = [
+    {"name": "warm", "domains": {"math": {}}, "advance": {"type": "steps", "steps": 2}},
+    {"name": "joint", "domains": {"math": {"weight": 2}, "creative": {}},
+     "advance": {"type": "plateau", "domain": "math", "metric": "reward_mean", "window": 2, "min_delta": 0.05}},
+    {"name": "creative", "domains": {"creative": {}}, "advance": {"type": "steps", "steps": 3}},
+]
+
+
+def _schedule_trace(run: RunFolder) -> list[tuple]:
+    return [(r["step"], r["schedule"]["stage"], tuple(sorted(r["schedule"]["prompts"].items())))
+            for r in run.read_metrics() if r["kind"] == "train"]
+
+
+def test_a_resumed_run_continues_the_checkpointed_schedule(tmp_path):
+    """A crash after a checkpoint, with the schedule file already past it (a stage advanced by
+    its plateau rule, rule windows moved on): the resumed run rewinds the schedule to the
+    checkpoint and plans every later step as the run that never crashed."""
+    cfg = fake_config(12, schedule={"type": "stages", "stages": CURRICULUM}, checkpoint_every=5)
+    straight = RunFolder(tmp_path / "straight")
+    train(cfg, fake_parts(cfg, straight), straight)
+    trace = _schedule_trace(straight)
+    stages = [stage for _, stage, _ in trace]
+    assert stages[:2] == ["warm", "warm"] and "joint" in stages and stages[-1] == "creative"
+    advance_step = stages.index("creative")  # the step whose report advanced "joint" (1-based)
+    assert advance_step == 6  # the plateau needs more than `window` joint steps; the checkpoint is at 5
+
+    crashed = RunFolder(tmp_path / "crashed")
+    crash_step = advance_step + 2  # the first creative step trained, then a crash
+    with pytest.raises(FakeLearnerCrash):
+        train(cfg, fake_parts(cfg, crashed, crash_at_step=crash_step), crashed)
+    state = load_driver_state(crashed)
+    assert state["step"] < advance_step  # the checkpoint predates the advance; the file does not
+    ahead = ScheduleController(crashed.path).get_schedule()
+    assert [p["status"] for p in ahead["progress"]][:2] == ["finished", "finished"]
+
+    crashed.truncate_metrics(state["step"])
+    parts = fake_parts(cfg, crashed)
+    train(cfg, parts, crashed, resume=state)
+    assert _schedule_trace(crashed) == trace
+    audit = parts.planner.controller.audit()
+    rewinds = [e for e in audit if e["action"] == "rewind"]
+    assert len(rewinds) == 1 and rewinds[0]["author"] == "resume"
+    assert rewinds[0]["detail"]["step"] == state["step"]
 
 
 def test_live_schedule_drives_the_loop_and_records_versions(tmp_path):
     """The real schedule controller (no Ray) as the planner: versions line up with steps."""
-    from counterpoint.services.controller import ScheduleController
-    from counterpoint.trainer.curriculum_order import sequential_schedule
-    from counterpoint.trainer.loop import train
-    from counterpoint.trainer.planning import SchedulePlanner
-
+    cfg = fake_config(6, schedule={"type": "sequential", "order": ["math", "creative"], "steps_per_stage": 2})
     run = RunFolder(tmp_path / "sched")
-    controller = ScheduleController(run.path, sequential_schedule(["math", "creative"], steps_per_stage=2),
-                                    domains=["math", "creative"])
-    parts = _parts()
-    parts.planner = SchedulePlanner(controller, prompts_per_step=2)
-    train(_settings(6), parts, run)
+    parts = fake_parts(cfg, run)
+    controller = parts.planner.controller
+    train(cfg, parts, run)
     steps = [r for r in run.read_metrics() if r["kind"] == "train"]
     # two stages of two steps, then the schedule is done and the run stops early
     assert [r["schedule"]["stage"] for r in steps] == ["math", "math", "creative", "creative"]

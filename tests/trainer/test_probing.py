@@ -10,7 +10,7 @@ import pytest
 from counterpoint.trainer.probing import PROBES_FILE, TRANSFER_FILE, measure_transfer, probe_run, summarise
 from counterpoint.trainer.run_folder import RunFolder
 
-from .test_loop import FakeLearner, FakeRollout, _parts, _settings
+from .fakes import FakeLearner, FakeRollout, fake_config, fake_parts
 
 
 class FakeModel:
@@ -98,7 +98,7 @@ class FakeCheckpointLearner(FakeLearner):
         self.restores = restores
         rollout.learner = self
 
-    def train_step(self, plan, entropy_coefs, kind="rl"):
+    def train_step(self, plan, entropy_coefs, kind):
         self.weights += sorted({d for shards in plan.shards for s in shards for d in s.domains})
         return super().train_step(plan, entropy_coefs, kind)
 
@@ -125,8 +125,8 @@ class FakeForgettingRollout(FakeRollout):
         return [dataclasses.replace(s, response_text=answer(s)) if s.prompt.domain == "math" else s for s in out]
 
 
-def _probe_parts(**learner_kwargs):
-    parts = _parts()
+def _probe_parts(tmp_path, **learner_kwargs):
+    parts = fake_parts(fake_config(1), RunFolder(tmp_path / "schedule"))
     parts.rollout = FakeForgettingRollout()
     parts.learner = FakeCheckpointLearner(parts.rollout, **learner_kwargs)
     parts.planner = None  # as in a run: the schedule is made after the probes
@@ -134,11 +134,11 @@ def _probe_parts(**learner_kwargs):
 
 
 def test_probe_run_measures_forgetting_and_restores_everything(tmp_path):
-    parts = _probe_parts()
+    parts = _probe_parts(tmp_path)
     run = RunFolder(tmp_path / "run")
     cursors = {d: s.state_dict() for d, s in parts.sources.items()}
     alpha = parts.entropy.state_dict()
-    result = probe_run(_settings(0), parts, run, ["math", "creative"], probe_steps=2, prompts_per_step=2)
+    result = probe_run(fake_config(1), parts, run, ["math", "creative"], probe_steps=2, prompts_per_step=2)
 
     assert result["after_own"]["math"] == 1.0 and result["base"]["math"] == 0.0
     assert result["after_pair"]["math"]["creative"] == 0.0  # creative's stage made math forget
@@ -166,6 +166,6 @@ def test_probe_run_measures_forgetting_and_restores_everything(tmp_path):
 
 
 def test_probe_run_refuses_to_continue_when_the_weights_did_not_come_back(tmp_path):
-    parts = _probe_parts(restores=False)
+    parts = _probe_parts(tmp_path, restores=False)
     with pytest.raises(RuntimeError, match="differ from the weights before"):
-        probe_run(_settings(0), parts, RunFolder(tmp_path / "run"), ["math", "creative"], probe_steps=1, prompts_per_step=2)
+        probe_run(fake_config(1), parts, RunFolder(tmp_path / "run"), ["math", "creative"], probe_steps=1, prompts_per_step=2)

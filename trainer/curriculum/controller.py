@@ -7,9 +7,13 @@ through the REST API, which calls the other methods. Everything is kept in
 and restored when a controller is constructed on the same folder again. Per-step metrics go to
 `<run_dir>/controller_metrics.jsonl`, one line per report.
 
-A plain class: the cluster layer wraps it in a named Ray actor. It is thread-safe (a lock), and
-several processes may open the same folder (a local `counterpoint serve` beside a training run):
-an advisory file lock serialises them and each reloads the file when another process changed it.
+The run folder's `controller.json` is the single source of truth of a run's schedule: the driver
+opens a controller on it in its own process, and the control plane opens another on the same
+folder (`services/backend.py`); nothing else holds schedule state. A controller is thread-safe
+(a lock), and the processes that open one folder are serialised by an advisory file lock, each
+reloading the file when another changed it. So a restarted control plane or driver loses
+nothing: it reads the file again. A checkpoint carries `checkpoint_state()`, and a resumed run
+calls `rewind` with it, so replayed steps are planned as the first time.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from counterpoint.trainer.curriculum import ScheduleState
-from counterpoint.trainer.curriculum_stages import ScheduleError, Stage, StepPlan
+from counterpoint.trainer.curriculum.state import ScheduleState
+from counterpoint.trainer.curriculum.plan import StepPlan
+from counterpoint.trainer.curriculum.stages import ScheduleError, Stage
 
 log = logging.getLogger(__name__)
 
@@ -149,18 +154,28 @@ class ScheduleController:
 
     # --- the driver ---
 
-    def next_plan(self, step: int) -> StepPlan:
+    def next_plan(self, step: int, prompts_per_step: int) -> StepPlan:
         """The plan for `step`, taken at the step boundary; records the version it applies."""
         with self._locked():
-            plan = self.schedule.plan(step)
-            last = (plan.version, step, plan.status)
+            plan = self.schedule.plan(step, prompts_per_step)
+            last = (plan.schedule_version, step, plan.status)
             changed = self.last_plan != list(last)
             self.last_plan = list(last)
             if plan.status == "train":
-                changed |= self._record_applied(step, plan.version, plan.stage)
+                changed |= self._record_applied(step, plan.schedule_version, plan.stage)
             if changed:
                 self._save()
             return plan
+
+    def checkpoint_state(self) -> dict:
+        """The schedule state a checkpoint stores (stages, progress, rule windows, sampler state)."""
+        with self._locked():
+            return self.schedule.state_dict()
+
+    def rewind(self, state: Mapping[str, Any], *, author: str = "resume", reason: str = "") -> dict:
+        """Put the schedule back as the checkpoint that saved `state` left it (a new version, unless
+        nothing changed since); returns the schedule view."""
+        return self._mutate(lambda s: s.rewind(state, author=author, reason=reason))
 
     def report(self, step: int, per_domain_metrics: Mapping[str, Mapping[str, Any]]) -> None:
         """The metrics of a trained step, per domain; stored, and given to the stage's advance rule."""

@@ -8,8 +8,7 @@ the driver asks it for the plan of each step (`plan`) and reports each step's pe
 recorded with author, time and reason in the audit log, with a snapshot of the stages.
 
 Pure: pydantic records and the standard library; no Ray, no FastAPI. Orderings (joint,
-sequential, BWT-guided) are in curriculum_order.py; DUMP and the entropy-aware rule in
-curriculum_weights.py.
+sequential, BWT-guided) are in order.py; DUMP and the entropy-aware rule in weights.py.
 """
 
 from __future__ import annotations
@@ -22,11 +21,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from counterpoint.trainer.curriculum_stages import (
+from counterpoint.trainer.curriculum.stages import (
     MAX_STAGES, RULE_CHECKS, AuditEntry, DumpWeighting, ScheduleConflict, ScheduleError, Stage, StageProgress, StaleVersion,
-    StepPlan, UnknownName, metric_value, parse_stages,
+    UnknownName, metric_value, parse_stages,
 )
-from counterpoint.trainer.curriculum_weights import DumpSampler, entropy_aware_weights
+from counterpoint.trainer.curriculum.plan import StepPlan, split_by_weight
+from counterpoint.trainer.curriculum.weights import DumpSampler, entropy_aware_weights
 
 MAX_REASON_CHARS = 1000
 
@@ -63,15 +63,17 @@ class ScheduleState:
     def active_stage(self) -> Stage | None:
         return next((s for s in self.stages if self.progress[s.name].status == "active"), None)
 
-    def plan(self, step: int) -> StepPlan:
-        """The plan for `step`: the active stage's normalised domain weights, or paused / done."""
+    def plan(self, step: int, prompts_per_step: int) -> StepPlan:
+        """The plan for `step`: the active stage's prompts per domain (`prompts_per_step` split by
+        the stage's weights, after DUMP and the entropy-aware rule), or paused / done."""
         stage = self.active_stage()
         if self.finished or stage is None:
             why = "the run is finished" if self.finished else "every stage is finished"
-            return StepPlan(step=step, status="done", version=self.version, reason=why)
+            return StepPlan(step=step, status="done", schedule_version=self.version, reason=why)
         if self.paused or stage.paused:
             why = "the run is paused" if self.paused else f"stage {stage.name!r} is paused"
-            return StepPlan(step=step, status="paused", version=self.version, stage=stage.name, kind=stage.kind, reason=why)
+            return StepPlan(step=step, status="paused", schedule_version=self.version, stage=stage.name,
+                            kind=stage.kind, reason=why)
         weights = {d: s.weight for d, s in stage.domains.items() if s.weight > 0}
         if isinstance(stage.weighting, DumpWeighting):
             probs = self._sampler(stage).weights(weights)
@@ -81,10 +83,9 @@ class ScheduleState:
         adjusted = entropy_aware_weights(weights, entropy, targets, stage.below_entropy_target_factor)
         if sum(adjusted.values()) > 0:  # holding back every domain would stall the run: keep the weights
             weights = adjusted
-        total = sum(weights.values())
-        shares = {d: w / total for d, w in weights.items() if w > 0}
-        return StepPlan(step=step, status="train", version=self.version, stage=stage.name, kind=stage.kind,
-                        weights=shares, entropy_targets=targets)
+        prompts = split_by_weight(prompts_per_step, {d: w for d, w in weights.items() if w > 0})
+        return StepPlan(step=step, status="train", schedule_version=self.version, stage=stage.name, kind=stage.kind,
+                        prompts_per_domain={d: n for d, n in prompts.items() if n > 0}, entropy_targets=targets)
 
     def snapshot(self, version: int | None = None) -> dict:
         """The schedule as it was at `version` (default: now): stages, statuses, paused, finished."""
@@ -231,6 +232,27 @@ class ScheduleState:
         self._check_text(author, reason)
         self.finished = False
         return self._record("reopen", author, reason, {})
+
+    def rewind(self, state: Mapping[str, Any], *, author: str, reason: str = "") -> int:
+        """Put the schedule back as `state` (a `state_dict()` taken with a checkpoint) left it:
+        stages, their progress (steps, plateau windows, DUMP sampler state), pause flags and the
+        latest metrics. A resumed run then plans every replayed step exactly as the run did the
+        first time. The audit log keeps everything: the rewind is a new version, and its detail
+        lists the versions it undid. Nothing changes (no version) when `state` is the present."""
+        saved = ScheduleState.from_state_dict(state, clock=self._clock)
+        if saved._snapshot_of_progress() == self._snapshot_of_progress():
+            return self.version
+        self._check_text(author, reason)
+        undone = [e.version for e in self.entries if e.version > saved.version]
+        self.stages, self.progress, self.paused, self.finished = saved.stages, saved.progress, saved.paused, saved.finished
+        self.last_step, self.latest = saved.last_step, saved.latest
+        return self._record("rewind", author, reason, {"to_version": saved.version, "undone": undone,
+                                                        "step": saved.last_step})
+
+    def _snapshot_of_progress(self) -> dict:
+        return {"stages": [s.model_dump(mode="json") for s in self.stages],
+                "progress": {n: p.model_dump(mode="json") for n, p in self.progress.items()},
+                "paused": self.paused, "finished": self.finished, "last_step": self.last_step, "latest": self.latest}
 
     # --- persistence ---
 

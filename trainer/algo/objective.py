@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from counterpoint.trainer.aggregation import aggregate, aggregate_per_domain
+from counterpoint.trainer.algo.aggregation import aggregate, aggregate_per_domain
 from counterpoint.trainer.batch import TrainBatch
-from counterpoint.trainer.covariance import token_covariance
-from counterpoint.trainer.entropy_control import entropy_bonus
-from counterpoint.trainer.losses import get_policy_loss, kl_k3
+from counterpoint.trainer.algo.covariance import token_covariance
+from counterpoint.trainer.algo.entropy_control import entropy_bonus
+from counterpoint.trainer.algo.losses import get_policy_loss, kl_k3
 
 SUM_KEYS = (
     "tokens", "entropy_sum", "cov_sum", "clipped_sum", "dual_clipped_sum", "selected_sum",
@@ -72,8 +72,8 @@ def objective(
         if not bool(rows.any()):
             continue
         spec = settings.losses[name]
-        extra = {"generator": generator} if spec.name == "clip_cov" else {}
-        out = get_policy_loss(spec.name)(logp[rows], logp_old[rows], adv[rows], mask=mask[rows], **spec.scalars, **extra)
+        out = get_policy_loss(spec.name)(logp[rows], logp_old[rows], adv[rows], mask=mask[rows], generator=generator,
+                                         **spec.scalars)
         per_token[rows] = out.loss
         for key, value in out.flags().items():
             flags[key][rows] = value

@@ -11,8 +11,8 @@ throughout: the entropy changes are ~1e-5, too small to measure in float32.
 
 import torch
 
-from counterpoint.trainer.covariance import mean_covariance
-from counterpoint.trainer.losses import ppo_clip_loss
+from counterpoint.trainer.algo.covariance import mean_covariance
+from counterpoint.trainer.algo.losses import ppo_clip_loss
 
 K, ETA = 8, 1e-3
 

@@ -20,9 +20,9 @@ from typing import Callable
 
 import torch
 
-from counterpoint.trainer.registry import Registry
+from counterpoint.trainer.algo.registry import Registry
 
-from counterpoint.trainer.covariance import token_covariance
+from counterpoint.trainer.algo.covariance import token_covariance
 
 
 @dataclass
@@ -57,7 +57,7 @@ class PolicyLossOutput:
 
 PolicyLossFn = Callable[..., PolicyLossOutput]
 POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss")
-"""Loss name → fn(logp, logp_old, advantages, *, mask, **scalars) -> PolicyLossOutput."""
+"""Loss name → fn(logp, logp_old, advantages, *, mask, generator, **scalars) -> PolicyLossOutput."""
 register_policy_loss = POLICY_LOSSES.register
 get_policy_loss = POLICY_LOSSES.lookup
 
@@ -85,6 +85,7 @@ def ppo_clip_loss(
     *,
     dual_clip: float | None = None,
     mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,  # every registered loss takes it; only Clip-Cov draws
 ) -> PolicyLossOutput:
     """PPO-clip with decoupled bounds ("clip-higher", DAPO arXiv 2503.14476), optional dual clip.
 
@@ -112,6 +113,7 @@ def gppo_loss(
     *,
     dual_clip: float | None = None,
     mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,  # every registered loss takes it; only Clip-Cov draws
 ) -> PolicyLossOutput:
     """GPPO, gradient-preserving clipping (Klear-Reasoner, arXiv 2508.07629).
 
@@ -172,7 +174,7 @@ def clip_cov_loss(
     select_fraction: float,
     cov_low: float,
     cov_high: float,
-    generator: torch.Generator | None,
+    generator: torch.Generator | None = None,
 ) -> PolicyLossOutput:
     """Clip-Cov (Cui et al., arXiv 2505.22617): cut the gradient of a few high-covariance tokens.
 
@@ -206,6 +208,7 @@ def kl_cov_loss(
     mask: torch.Tensor,
     select_fraction: float,
     kl_coef: float,
+    generator: torch.Generator | None = None,  # every registered loss takes it; only Clip-Cov draws
 ) -> PolicyLossOutput:
     """KL-Cov (Cui et al., arXiv 2505.22617): a KL penalty on the top-covariance tokens.
 
@@ -252,6 +255,7 @@ def sft_loss(
     advantages: torch.Tensor,
     *,
     mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,  # every registered loss takes it; only Clip-Cov draws
 ) -> PolicyLossOutput:
     """Supervised negative log-likelihood -logp per token, for SFT stages of a curriculum (steps on
     diverse demonstrations, the remedy for lost breadth). Advantages and logp_old are unused."""

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from counterpoint.trainer.advantages import grpo_advantages
-from counterpoint.trainer.aggregation import token_mean
-from counterpoint.trainer.entropy import logprobs_and_entropy
-from counterpoint.trainer.losses import ppo_clip_loss
+from counterpoint.trainer.algo.advantages import grpo_advantages
+from counterpoint.trainer.algo.aggregation import token_mean
+from counterpoint.trainer.algo.entropy import logprobs_and_entropy
+from counterpoint.trainer.algo.losses import ppo_clip_loss
 
 
 def test_grpo_advantages_hand_computed():

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from counterpoint.services.controller import METRICS_FILE, STATE_FILE, ControllerStateError, ScheduleController
-from counterpoint.trainer.curriculum_stages import ScheduleConflict, ScheduleError, StaleVersion
+from counterpoint.trainer.curriculum.controller import METRICS_FILE, STATE_FILE, ControllerStateError, ScheduleController
+from counterpoint.trainer.curriculum.stages import ScheduleConflict, ScheduleError, StaleVersion
 
 DOMAINS = ["math", "code", "creative"]
 STAGES = [
@@ -84,12 +84,12 @@ def test_every_mutation_bumps_the_version_with_author_and_reason(ctl):
 
 
 def test_next_plan_records_the_applied_version_per_step(ctl):
-    assert ctl.next_plan(1).version == 1
+    assert ctl.next_plan(1, 60).schedule_version == 1
     ctl.report(1, {"math": {"reward_mean": 0.1}})
     ctl.set_domain("structured", "math", weight=1.0, author="op")  # version 2, applies from step 2
     assert ctl.status()["applied_version"] == 1 and ctl.status()["latest_version"] == 2
-    plan = ctl.next_plan(2)
-    assert plan.version == 2 and plan.weights == pytest.approx({"math": 0.5, "code": 0.5})
+    plan = ctl.next_plan(2, 60)
+    assert plan.schedule_version == 2 and plan.prompts_per_domain == {"math": 30, "code": 30}
     ctl.report(2, {"math": {"reward_mean": 0.2}})
     assert [ctl.applied_version(s) for s in (1, 2, 3)] == [1, 2, None]
     assert [(m["step"], m["schedule_version"], m["stage"]) for m in ctl.metrics()] == [(1, 1, "structured"), (2, 2, "structured")]
@@ -98,21 +98,21 @@ def test_next_plan_records_the_applied_version_per_step(ctl):
 
 def test_paused_plans_are_not_recorded_as_applied(ctl):
     ctl.pause(author="op")
-    plan = ctl.next_plan(1)
+    plan = ctl.next_plan(1, 60)
     assert plan.status == "paused"
     assert ctl.applied_version(1) is None and ctl.status()["status"] == "paused"
 
 
 def test_reports_drive_the_advance_rule_and_survive_a_restart(ctl, run_dir):
     for step in (1, 2):
-        ctl.next_plan(step)
+        ctl.next_plan(step, 60)
         ctl.report(step, {"math": {"reward_mean": 0.5}})
     restarted = ScheduleController(run_dir)
     assert restarted.get_schedule()["progress"][0]["steps"] == 2
-    restarted.next_plan(3)
+    restarted.next_plan(3, 60)
     restarted.report(3, {"math": {"reward_mean": 0.5}})
     assert restarted.status()["stage"] == "creative" and restarted.status()["latest_version"] == 2
-    assert restarted.audit()[-1]["author"] == "schedule" and restarted.next_plan(4).stage == "creative"
+    assert restarted.audit()[-1]["author"] == "schedule" and restarted.next_plan(4, 60).stage == "creative"
     assert [m["step"] for m in ScheduleController(run_dir).metrics()] == [1, 2, 3]
 
 
@@ -143,7 +143,7 @@ def test_finished_run_refuses_changes(ctl):
     ctl.finish()
     with pytest.raises(ScheduleConflict, match="finished"):
         ctl.pause(author="op")
-    assert ctl.next_plan(1).status == "done" and ctl.status()["status"] == "finished"
+    assert ctl.next_plan(1, 60).status == "done" and ctl.status()["status"] == "finished"
 
 
 def test_a_reopened_run_plans_and_takes_changes_again(ctl, run_dir):
@@ -152,7 +152,7 @@ def test_a_reopened_run_plans_and_takes_changes_again(ctl, run_dir):
     ctl.finish()
     view = ctl.reopen("resume", "resumed at step 2 to train to step 4")
     assert view["finished"] is False and view["version"] == v + 2
-    assert ctl.next_plan(1).status == "train" and ctl.status()["status"] == "running"
+    assert ctl.next_plan(1, 60).status == "train" and ctl.status()["status"] == "running"
     ctl.pause(author="op")  # accepted again
     again = ScheduleController(run_dir)  # persisted
     assert [e["action"] for e in again.audit()][-3:] == ["finish", "reopen", "pause"]
@@ -163,7 +163,7 @@ def test_two_controllers_on_one_folder_see_each_other(ctl, run_dir):
     """A local `counterpoint serve` and the training run each hold a controller on the folder."""
     server = ScheduleController(run_dir)
     server.set_domain("structured", "math", weight=1.0, author="op")
-    assert ctl.next_plan(1).version == 2  # the driver's controller reloaded the change
+    assert ctl.next_plan(1, 60).schedule_version == 2  # the driver's controller reloaded the change
     ctl.report(1, {"math": {"reward_mean": 0.3}})
     assert server.metrics()[0]["schedule_version"] == 2
     with pytest.raises(StaleVersion):

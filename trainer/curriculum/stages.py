@@ -1,7 +1,8 @@
-"""The records of a curriculum: stages, their domains, advance rules and weighting, the plan of a
-step, the audit entry, and the errors a schedule change can raise.
+"""The records of a curriculum: stages, their domains, advance rules and weighting, the audit
+entry, and the errors a schedule change can raise.
 
-Pure: pydantic and the standard library. The live schedule that uses them is trainer/curriculum.py.
+Pure: pydantic and the standard library. The live schedule that uses them is `state.py`; the plan
+of one step is `plan.py`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
 from counterpoint.configbase import Section
+from counterpoint.trainer.curriculum.plan import StageKind
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """Stage and domain names: letters, digits, `_ . -`, at most 64 characters."""
@@ -150,7 +152,7 @@ class Stage(Section):
 
     name: Name
     """Unique within the schedule."""
-    kind: Literal["rl", "sft"] = "rl"
+    kind: StageKind = StageKind.RL
     """"rl": policy-gradient steps; "sft": supervised steps on diverse demonstrations of the domains."""
     domains: dict[Name, DomainSetting] = Field(min_length=1, max_length=32)
     """The domains trained in this stage and their settings; at least one weight above 0."""
@@ -177,26 +179,6 @@ class Stage(Section):
         if domains is not None and getattr(rule, "domain", None) is not None and rule.domain not in domains:
             raise ValueError(f"advance.domain {rule.domain!r} is not one of this stage's domains: {', '.join(domains)}")
         return rule
-
-
-class StepPlan(BaseModel):
-    """What the driver does at one step boundary."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    step: int
-    status: Literal["train", "paused", "done"]
-    """"train": run the step with `weights`; "paused": wait and ask again; "done": stop."""
-    version: int
-    """The schedule version this plan comes from (record it with the step)."""
-    stage: str | None = None
-    kind: Literal["rl", "sft"] | None = None
-    weights: dict[str, float] = {}
-    """Per-domain shares of the step's prompts, summing to 1; domains off this step are absent."""
-    entropy_targets: dict[str, float] = {}
-    """Entropy budgets of the stage's domains that have one."""
-    reason: str = ""
-    """Why the run is paused or done."""
 
 
 class StageProgress(BaseModel):
@@ -227,9 +209,10 @@ class AuditEntry(Section):
     """When, ISO 8601 UTC."""
     author: str
     """The operator's token name; `config` or `bwt-probe` for the initial schedule, `schedule` for
-    a rule that advanced a stage, `driver` for the finish, `resume` for a reopen."""
+    a rule that advanced a stage, `driver` for the finish, `resume` for a reopen or a rewind."""
     action: str
-    """create, replace, pause, resume, set_domain, advance, finish, reopen."""
+    """create, replace, pause, resume, set_domain, advance, finish, reopen, rewind (a resumed run put
+    the schedule back as its checkpoint left it)."""
     reason: str = ""
     """Why, as the author gave it (or the rule that fired)."""
     step: int

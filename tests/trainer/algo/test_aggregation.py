@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from counterpoint.trainer.aggregation import (
+from counterpoint.trainer.algo.aggregation import (
     AGGREGATIONS,
     aggregate,
     aggregate_per_domain,

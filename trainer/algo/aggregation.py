@@ -15,16 +15,24 @@ that factor is the learner's business, not this module's.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Literal
 
 import torch
 
-from counterpoint.trainer.registry import Registry
+from counterpoint.trainer.algo.registry import Registry
 
 AggregationFn = Callable[..., torch.Tensor]
 AGGREGATIONS: Registry[AggregationFn] = Registry("aggregation")
 """Mode name → fn(loss (B, T), mask (B, T), *, num_tokens, num_sequences, norm_constant)."""
-register_aggregation = AGGREGATIONS.register
+DIVIDES_BY: dict[str, Literal["tokens", "sequences"]] = {}
+"""Mode name → the count its denominator scales with; a domain is present when that count is > 0."""
+
+
+def register_aggregation(name: str, *, divides_by: Literal["tokens", "sequences"]) -> Callable[[AggregationFn], AggregationFn]:
+    """Decorator: register a mode under `name`, with the count it divides by."""
+    DIVIDES_BY[name] = divides_by
+    return AGGREGATIONS.register(name)
 
 
 def _valid_rows(mask: torch.Tensor) -> torch.Tensor:
@@ -37,7 +45,7 @@ def _count(given: float | torch.Tensor | None, local: torch.Tensor, like: torch.
     return value.to(like.dtype).clamp_min(1.0)
 
 
-@register_aggregation("token-mean")
+@register_aggregation("token-mean", divides_by="tokens")
 def token_mean(loss: torch.Tensor, mask: torch.Tensor, num_tokens: float | None = None, **_unused) -> torch.Tensor:
     """DAPO's token-mean (arXiv 2503.14476): sum(M * loss) / N_tokens.
 
@@ -48,7 +56,7 @@ def token_mean(loss: torch.Tensor, mask: torch.Tensor, num_tokens: float | None 
     return (loss * mask).sum() / _count(num_tokens, mask.sum(), loss)
 
 
-@register_aggregation("seq-mean-token-mean")
+@register_aggregation("seq-mean-token-mean", divides_by="sequences")
 def seq_mean_token_mean(
     loss: torch.Tensor, mask: torch.Tensor, num_sequences: float | None = None, **_unused
 ) -> torch.Tensor:
@@ -63,7 +71,7 @@ def seq_mean_token_mean(
     return per_seq.sum() / _count(num_sequences, _valid_rows(mask).sum(), loss)
 
 
-@register_aggregation("seq-mean-token-sum")
+@register_aggregation("seq-mean-token-sum", divides_by="sequences")
 def seq_mean_token_sum(
     loss: torch.Tensor, mask: torch.Tensor, num_sequences: float | None = None, **_unused
 ) -> torch.Tensor:
@@ -76,7 +84,7 @@ def seq_mean_token_sum(
     return (loss * mask).sum() / _count(num_sequences, _valid_rows(mask).sum(), loss)
 
 
-@register_aggregation("seq-mean-token-sum-norm")
+@register_aggregation("seq-mean-token-sum-norm", divides_by="sequences")
 def seq_mean_token_sum_norm(
     loss: torch.Tensor,
     mask: torch.Tensor,
@@ -194,7 +202,7 @@ def aggregate_per_domain(
     w = _as_vector(weights, size, "weights")
     tokens, sequences = _as_vector(num_tokens, size, "num_tokens"), _as_vector(num_sequences, size, "num_sequences")
     local_tokens, local_seqs = counts_per_domain(mask, ids, size)
-    uses_tokens = mode == "token-mean"
+    uses_tokens = DIVIDES_BY[mode] == "tokens"
     given = tokens if uses_tokens else sequences
     local = (local_tokens if uses_tokens else local_seqs).to("cpu", torch.float64)[:size]
     denominators = local if given is None else given

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from counterpoint.trainer.curriculum_stages import AdvanceRule, DomainSetting, ManualRule, Stage, StepsRule
+from counterpoint.trainer.curriculum.stages import AdvanceRule, DomainSetting, ManualRule, Stage, StepsRule
 
 Transfer = Mapping[str, Mapping[str, float]]
 """B[i][j] = B[i→j]: the change of domain i's score when domain j is trained after i."""

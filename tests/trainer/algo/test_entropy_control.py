@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from counterpoint.trainer.aggregation import aggregate, aggregate_per_domain
-from counterpoint.trainer.entropy_control import (
+from counterpoint.trainer.algo.aggregation import aggregate, aggregate_per_domain
+from counterpoint.trainer.algo.entropy_control import (
     AdaptiveEntropyController,
-    PerDomainEntropyControllers,
+    DomainEntropyCoefficients,
     entropy_bonus,
 )
 
@@ -57,31 +57,40 @@ def test_invalid_settings_rejected():
         AdaptiveEntropyController(step_size=0.0)
 
 
-def test_per_domain_controllers_have_their_own_targets():
-    ctl = PerDomainEntropyControllers({"math": 0.2, "creative": 1.5}, step_size=1e-3, max_coef=5e-3)
-    coefs = ctl.update({"math": 0.1, "creative": 1.0})  # both below their targets
-    assert coefs == pytest.approx({"math": 1e-3, "creative": 1e-3})
-    coefs = ctl.update({"math": 0.5, "creative": 1.0})  # math above its target now
-    assert coefs == pytest.approx({"math": 0.0, "creative": 2e-3})
-    assert ctl["math"].alpha == pytest.approx(0.0)
+class _Spec:
+    """An entropy control as the config gives one (fixed coef, or adaptive with step sizes)."""
+
+    def __init__(self, coef=0.0, adaptive=False, step_size=1e-3, max_coef=5e-3):
+        self.coef, self.adaptive, self.step_size, self.max_coef = coef, adaptive, step_size, max_coef
+
+
+def test_per_domain_controllers_have_their_own_targets_and_configured_step_sizes():
+    ctl = DomainEntropyCoefficients({"math": _Spec(adaptive=True), "creative": _Spec(adaptive=True, step_size=2e-3)})
+    ctl.set_targets({"math": 0.2, "creative": 1.5})
+    ctl.update({"math": 0.1, "creative": 1.0})  # both below their targets
+    assert ctl.coef("math") == pytest.approx(1e-3) and ctl.coef("creative") == pytest.approx(2e-3)
+    ctl.update({"math": 0.5, "creative": 1.0})  # math above its target now
+    assert ctl.coef("math") == 0.0 and ctl.coef("creative") == pytest.approx(4e-3)
+    assert ctl.controllers["math"].alpha == pytest.approx(0.0)
     ctl.update({"creative": 2.0})  # math absent this step: untouched
-    assert ctl["math"].last_entropy == 0.5
+    assert ctl.controllers["math"].last_entropy == 0.5
     assert torch.allclose(ctl.coefs(["creative", "math"]), torch.tensor([0.0, 0.0]))
+    assert set(ctl.metrics("creative")) == {"entropy_alpha", "entropy_coef", "entropy_target", "entropy_measured"}
     with pytest.raises(KeyError, match="code"):
-        ctl.update({"code": 0.1})
-    assert set(ctl.metrics()["creative"]) == {"entropy_alpha", "entropy_coef", "entropy_target", "entropy_measured"}
+        ctl.set_targets({"code": 0.1})
 
 
 def test_per_domain_state_round_trips():
-    a = PerDomainEntropyControllers({"math": 0.2, "creative": 1.5}, step_size=1e-3)
+    specs = {"math": _Spec(adaptive=True), "creative": _Spec(adaptive=True)}
+    a = DomainEntropyCoefficients(specs)
+    a.set_targets({"math": 0.2, "creative": 1.5})
     a.update({"math": 0.1, "creative": 1.0})
     a.update({"math": 0.1})
-    b = PerDomainEntropyControllers({"math": 0.2, "creative": 1.5, "code": 0.3}, step_size=1e-3)
-    b.load_state_dict(json.loads(json.dumps(a.state_dict())))  # a newly added domain starts fresh
-    assert b.state_dict()["math"] == a.state_dict()["math"]
-    assert b["code"].alpha == 0.0
-    with pytest.raises(KeyError, match="unknown domains"):
-        PerDomainEntropyControllers({"math": 0.2}).load_state_dict(a.state_dict())
+    b = DomainEntropyCoefficients({**specs, "code": _Spec()})
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert b.state_dict() == a.state_dict() and b.coef("math") == a.coef("math") > 0
+    with pytest.raises(KeyError, match="does not have"):
+        DomainEntropyCoefficients({"math": _Spec()}).load_state_dict(a.state_dict())
 
 
 def test_entropy_bonus_is_minus_alpha_times_aggregated_entropy():
@@ -99,7 +108,7 @@ def test_entropy_bonus_per_domain_coefficients():
     entropy = torch.tensor([[1.0, 3.0], [2.0, 0.0], [5.0, 5.0]])
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     ids = torch.tensor([0, 0, 1])
-    alphas = torch.tensor([0.1, 0.02])  # e.g. PerDomainEntropyControllers.coefs(domains)
+    alphas = torch.tensor([0.1, 0.02])  # e.g. DomainEntropyCoefficients.coefs(domains)
     term = entropy_bonus(entropy, alphas[ids])
     assert torch.allclose(term[0], torch.tensor([-0.1, -0.3]))
     value = aggregate_per_domain(term, mask, ids, {0: 1.0, 1: 1.0}, "token-mean")
@@ -108,13 +117,13 @@ def test_entropy_bonus_per_domain_coefficients():
 
 
 def test_schedule_targets_come_and_go():
-    from counterpoint.trainer.entropy_control import AdaptiveEntropyController, DomainEntropyCoefficients
-
-    coefs = DomainEntropyCoefficients({"math": 0.002}, {"creative": AdaptiveEntropyController(target=1.0)})
+    coefs = DomainEntropyCoefficients({"math": _Spec(coef=0.002), "creative": _Spec(adaptive=True, step_size=1e-4)})
+    assert coefs.coef("math") == 0.002 and coefs.coef("creative") == 0.0  # adaptive without a target: off
     coefs.set_targets({"math": 0.5, "creative": 0.7})
-    assert coefs.adaptive["math"].target == 0.5 and coefs.adaptive["creative"].target == 0.7
     coefs.update({"math": 0.1, "creative": 0.1})
-    assert coefs.coef("math") > 0  # adaptive now, below its target
+    assert coefs.coef("math") == pytest.approx(1e-3)  # adaptive now, with its own spec's step size
+    assert coefs.coef("creative") == pytest.approx(1e-4)
     coefs.set_targets({})  # the schedule dropped both budgets
-    assert "math" not in coefs.adaptive and coefs.coef("math") == 0.002  # the configured fixed alpha
-    assert coefs.adaptive["creative"].target == 1.0  # the configured target, alpha kept
+    assert coefs.coef("math") == 0.002 and coefs.coef("creative") == 0.0  # the configured fixed alpha
+    coefs.set_targets({"creative": 0.7})
+    assert coefs.controllers["creative"].alpha == pytest.approx(1e-4)  # alpha kept while away

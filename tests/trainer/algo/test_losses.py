@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from counterpoint.trainer.covariance import mean_covariance, token_covariance
-from counterpoint.trainer.losses import (
+from counterpoint.trainer.algo.covariance import mean_covariance, token_covariance
+from counterpoint.trainer.algo.losses import (
     POLICY_LOSSES,
     PolicyLossOutput,
     clip_cov_loss,

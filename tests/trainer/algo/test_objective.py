@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from counterpoint.rollout.records import Prompt, Sample, Score, ScoredSample
-from counterpoint.trainer.aggregation import counts_per_domain
+from counterpoint.trainer.algo.aggregation import counts_per_domain
 from counterpoint.trainer.batch import build_batch
-from counterpoint.trainer.losses import ppo_clip_loss
-from counterpoint.trainer.objective import DomainLoss, ObjectiveSettings, objective
+from counterpoint.trainer.algo.losses import ppo_clip_loss
+from counterpoint.trainer.algo.objective import DomainLoss, ObjectiveSettings, objective
 
 
 def _batch():

@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from counterpoint.trainer.registry import Registry
+from counterpoint.trainer.algo.registry import Registry
 
 AdvantageFn = Callable[..., torch.Tensor]
 ADVANTAGES: Registry[AdvantageFn] = Registry("advantage estimator")

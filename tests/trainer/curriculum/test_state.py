@@ -7,15 +7,15 @@ import pickle
 
 import pytest
 
-from counterpoint.trainer.curriculum import ScheduleState
-from counterpoint.trainer.curriculum_order import (
+from counterpoint.trainer.curriculum.state import ScheduleState
+from counterpoint.trainer.curriculum.order import (
     best_order, bwt_guided_schedule, estimate_transfer, joint_schedule, predicted_score, sequential_schedule,
     transfer_metrics,
 )
-from counterpoint.trainer.curriculum_stages import (
+from counterpoint.trainer.curriculum.stages import (
     ScheduleConflict, ScheduleError, Stage, StaleVersion, UnknownName, parse_stages,
 )
-from counterpoint.trainer.curriculum_weights import DumpSampler, entropy_aware_weights, softmax
+from counterpoint.trainer.curriculum.weights import DumpSampler, entropy_aware_weights, softmax
 
 DOMAINS = ("math", "code", "creative")
 
@@ -83,27 +83,27 @@ def test_parse_stages_reports_the_path():
 
 def test_plan_normalises_positive_weights():
     s = make([{"name": "a", "domains": {"math": {"weight": 2}, "code": {"weight": 1}, "creative": {"weight": 0}}}])
-    plan = s.plan(1)
-    assert plan.status == "train" and plan.stage == "a" and plan.kind == "rl" and plan.version == 1
-    assert plan.weights == pytest.approx({"math": 2 / 3, "code": 1 / 3})  # the zero-weight domain is absent
+    plan = s.plan(1, 60)
+    assert plan.status == "train" and plan.stage == "a" and plan.kind == "rl" and plan.schedule_version == 1
+    assert plan.prompts_per_domain == {"math": 40, "code": 20}  # the zero-weight domain is absent
 
 
 def test_plan_paused_and_done():
     s = make()
     s.pause(author="op")
-    assert s.plan(1).status == "paused" and s.plan(1).reason == "the run is paused"
+    assert s.plan(1, 60).status == "paused" and s.plan(1, 60).reason == "the run is paused"
     s.resume(author="op")
     s.pause("structured", author="op")
-    assert s.plan(1).reason == "stage 'structured' is paused"
+    assert s.plan(1, 60).reason == "stage 'structured' is paused"
     s.resume("structured", author="op")
-    assert s.plan(1).status == "train"
+    assert s.plan(1, 60).status == "train"
     s.finish(author="driver")
-    assert s.plan(1).status == "done"
+    assert s.plan(1, 60).status == "done"
 
 
 def test_sft_stage_kind_reaches_the_plan():
     s = make([{"name": "demos", "kind": "sft", "domains": {"creative": {}}}])
-    assert s.plan(1).kind == "sft"
+    assert s.plan(1, 60).kind == "sft"
 
 
 # --- advance rules ---
@@ -115,7 +115,7 @@ def test_steps_rule_advances_after_n_steps_and_records_it():
     assert entry.action == "advance" and entry.author == "schedule" and entry.step == 2
     assert entry.detail == {"from": "structured", "to": "creative"} and entry.version == s.version == 2
     assert s.progress["structured"].status == "finished" and s.progress["structured"].finished_at_step == 2
-    assert s.plan(3).stage == "creative" and s.plan(3).version == 2
+    assert s.plan(3, 60).stage == "creative" and s.plan(3, 60).schedule_version == 2
 
 
 def test_repeated_step_reports_do_not_count():
@@ -174,7 +174,7 @@ def test_manual_stage_ends_only_by_hand():
     v = s.advance(author="alice", reason="enough")
     assert v == 2 and s.active_stage().name == "b" and s.entries[-1].author == "alice"
     s.advance(author="alice")
-    assert s.plan(51).status == "done" and s.plan(51).reason == "every stage is finished"
+    assert s.plan(51, 60).status == "done" and s.plan(51, 60).reason == "every stage is finished"
     with pytest.raises(ScheduleConflict, match="no active stage"):
         s.advance(author="alice")
 
@@ -288,6 +288,25 @@ def test_author_and_reason_checked():
     assert err.value.field == "reason"
 
 
+def test_rewind_restores_progress_and_rule_windows_as_a_new_version():
+    s = make([{"name": "a", "domains": {"math": {}}, "advance": {"type": "plateau", "domain": "math", "window": 2}},
+              {"name": "b", "domains": {"creative": {}}}])
+    s.observe(1, {"math": {"reward_mean": 0.5}})
+    saved = json.loads(json.dumps(s.state_dict()))
+    assert s.rewind(saved, author="resume") == s.version  # nothing moved since: no version
+    for step in (2, 3, 4):
+        s.observe(step, {"math": {"reward_mean": 0.5}})  # flat: the plateau rule advances "a"
+    s.set_domain("b", "creative", weight=2.0, author="op")
+    assert s.active_stage().name == "b"
+    version = s.rewind(saved, author="resume", reason="resumed from step 1")
+    assert s.active_stage().name == "a" and s.progress["a"].steps == 1 and s.progress["a"].series == [0.5]
+    assert s.last_step == 1 and s.stages[1].domains["creative"].weight == 1.0  # the later edit is undone
+    entry = s.audit()[-1]
+    assert (entry.version, entry.action, entry.author) == (version, "rewind", "resume")
+    assert entry.detail == {"to_version": 1, "undone": [2, 3], "step": 1}
+    assert [e.action for e in s.audit()] == ["create", "advance", "set_domain", "rewind"]  # history kept
+
+
 def test_state_dict_round_trip_through_json():
     s = make([{"name": "a", "domains": {"math": {}, "code": {}},
                "advance": {"type": "plateau", "domain": "math", "window": 2}, "weighting": {"type": "dump"}},
@@ -297,10 +316,10 @@ def test_state_dict_round_trip_through_json():
     state = json.loads(json.dumps(s.state_dict(), allow_nan=False))
     t = ScheduleState.from_state_dict(state)
     assert t.state_dict() == s.state_dict()
-    assert t.plan(2) == s.plan(2)
+    assert t.plan(2, 60) == s.plan(2, 60)
     t.resume(author="op")
     s.resume(author="op")
-    assert t.plan(2) == s.plan(2) and t.plan(2).status == "train"
+    assert t.plan(2, 60) == s.plan(2, 60) and t.plan(2, 60).status == "train"
 
 
 # --- weights inside a stage ---
@@ -318,17 +337,17 @@ def test_plan_applies_the_entropy_budget():
     s = make([{"name": "a", "domains": {"math": {"weight": 2}, "code": {"weight": 1, "entropy_target": 0.3}},
                "below_entropy_target_factor": 0.5}])
     s.observe(1, {"code": {"entropy_mean": 0.2}})
-    plan = s.plan(2)
-    assert plan.weights == pytest.approx({"math": 0.8, "code": 0.2})  # 2 : 0.5
+    plan = s.plan(2, 60)
+    assert plan.prompts_per_domain == {"math": 48, "code": 12}  # 2 : 0.5
     assert plan.entropy_targets == {"code": 0.3}
     s.observe(2, {"code": {"entropy_mean": 0.4}})
-    assert s.plan(3).weights == pytest.approx({"math": 2 / 3, "code": 1 / 3})
+    assert s.plan(3, 60).prompts_per_domain == {"math": 40, "code": 20}
 
 
 def test_plan_keeps_weights_when_every_domain_would_be_held_back():
     s = make([{"name": "a", "domains": {"code": {"entropy_target": 0.3}}, "below_entropy_target_factor": 0.0}])
     s.observe(1, {"code": {"entropy_mean": 0.1}})
-    assert s.plan(2).weights == {"code": 1.0}
+    assert s.plan(2, 60).prompts_per_domain == {"code": 60}
 
 
 def test_dump_ucb_hand_computed():
@@ -361,9 +380,9 @@ def test_softmax_is_stable():
 def test_plan_with_dump_weighting_uses_advantages():
     s = make([{"name": "a", "domains": {"math": {}, "code": {}}, "weighting": {"type": "dump", "window": 300}}])
     s.observe(1, {"math": {"advantage_abs_mean": 0.9, "samples": 50}, "code": {"advantage_abs_mean": 0.1, "samples": 50}})
-    w = s.plan(2).weights
+    w = s.plan(2, 10_000).prompts_per_domain
     # equal counts, so equal bonuses: softmax((0.9 - 0.1) / 0.1) -> math share 1 / (1 + e^-8)
-    assert w["math"] == pytest.approx(1 / (1 + math.exp(-8)))
+    assert w["math"] == round(10_000 / (1 + math.exp(-8)))
 
 
 # --- orderings ---

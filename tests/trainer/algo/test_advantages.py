@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from counterpoint.trainer.advantages import ADVANTAGES, compute_advantages, informative_groups
+from counterpoint.trainer.algo.advantages import ADVANTAGES, compute_advantages, informative_groups
 
 REWARDS = torch.tensor([[1.0, 0.0, 0.0, 1.0], [3.0, 1.0, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5]])
 
