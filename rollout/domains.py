@@ -1,65 +1,121 @@
-"""The registry of task suites: for each domain, the suites that can serve it, by name.
+"""The one registry of domain kinds: how each kind builds its `TaskDomain` (by suite) from a domain's
+config slice, and whether its reward needs the code sandbox.
 
-A suite is a `TaskDomain` whose `name` is its domain (so rewards, advantages and metrics stay
-grouped by domain) and whose `suite` says where its problems come from. "synthetic" is each
-domain's default, sized for the built-in tiny model; the others read data shipped in packages
-(see docs/rewards.md for the install line of each) and suit larger models. Imports are lazy: a
-suite's data package is needed only when that suite is built.
+A domain is data: a user-chosen name and a config slice (`rollout.config.DomainConfig`) whose `kind`
+picks the entry here. The domain object carries the name (its prompts do too, so metrics,
+advantages and the schedule group by name) and knows its kind and suite. Two domains of one kind,
+say `math` and `algebra` on another suite, need only config. Imports are lazy: a suite's module, and
+any data package it reads, is loaded only when that suite is built.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from counterpoint.rollout.tasks.base import TaskDomain
+from counterpoint.rollout.config import (
+    DOMAIN_CONFIGS,
+    CodeDomainConfig,
+    CreativeDomainConfig,
+    DomainConfig,
+    MathDomainConfig,
+    SandboxConfig,
+)
+from counterpoint.rollout.tasks.base import TaskDomain, TaskSource
 
 
-def _math(cls_name: str) -> Callable[..., TaskDomain]:
-    def build(**kwargs: Any) -> TaskDomain:
-        from counterpoint.rollout.tasks import math
+def _suite(module: str, cls: str) -> Callable[..., TaskDomain]:
+    """A suite's constructor `(reward, *, name) -> TaskDomain`, imported on first use."""
 
-        return getattr(math, cls_name)(**kwargs)
+    def build(reward: Any, *, name: str) -> TaskDomain:
+        return getattr(importlib.import_module(f"counterpoint.rollout.tasks.{module}"), cls)(reward, name=name)
 
+    build.__qualname__ = f"{module}.{cls}"
     return build
 
 
-def _code_synthetic(**kwargs: Any) -> TaskDomain:
-    from counterpoint.rollout.tasks.code import CodeDomain
+@dataclass(frozen=True)
+class Kind:
+    """One kind of domain: its config slice type, its suites, and what its reward needs."""
 
-    return CodeDomain(**kwargs)
+    name: str
+    config: type
+    """The config slice class (`MathDomainConfig`, ...); its `suite` field lists the same suites."""
+    suites: Mapping[str, Callable[..., TaskDomain]]
+    """suite → constructor `(reward section, *, name)`; "synthetic" first, sized for the tiny model."""
+    sandbox: Callable[[Any], SandboxConfig] | None = None
+    """The sandbox limits of a domain of this kind (None: its reward runs no code)."""
 
+    @property
+    def needs_sandbox(self) -> bool:
+        return self.sandbox is not None
 
-def _code_humaneval(**kwargs: Any) -> TaskDomain:
-    from counterpoint.rollout.tasks.humaneval import HumanEvalDomain
-
-    return HumanEvalDomain(**kwargs)
-
-
-def _creative_synthetic(**kwargs: Any) -> TaskDomain:
-    from counterpoint.rollout.tasks.creative import CreativeDomain
-
-    return CreativeDomain(**kwargs)
-
-
-def _creative_writingbench(**kwargs: Any) -> TaskDomain:
-    from counterpoint.rollout.tasks.writingbench import WritingBenchDomain
-
-    return WritingBenchDomain(**kwargs)
+    def build(self, name: str, cfg: Any) -> TaskDomain:
+        return self.suites[cfg.suite](cfg.reward, name=name)
 
 
-SUITES: dict[str, dict[str, Callable[..., TaskDomain]]] = {
-    "math": {"synthetic": _math("MathDomain"), "gsm": _math("GsmDomain"), "champ": _math("ChampDomain")},
-    "code": {"synthetic": _code_synthetic, "humaneval": _code_humaneval},
-    "creative": {"synthetic": _creative_synthetic, "writingbench": _creative_writingbench},
+KINDS: dict[str, Kind] = {
+    "math": Kind("math", MathDomainConfig, {
+        "synthetic": _suite("math", "MathDomain"),
+        "gsm": _suite("math", "GsmDomain"),
+        "champ": _suite("math", "ChampDomain"),
+    }),
+    "code": Kind("code", CodeDomainConfig, {
+        "synthetic": _suite("code", "CodeDomain"),
+        "humaneval": _suite("humaneval", "HumanEvalDomain"),
+    }, sandbox=lambda cfg: cfg.reward.sandbox),
+    "creative": Kind("creative", CreativeDomainConfig, {
+        "synthetic": _suite("creative", "CreativeDomain"),
+        "writingbench": _suite("writingbench", "WritingBenchDomain"),
+    }),
 }
-"""domain → suite → constructor. Keyword arguments: math suites `limits` (MathCheckLimits); code
-suites `limits` (SandboxLimits) and `workers`; creative suites `scorer` (CreativeScorer)."""
+"""kind → `Kind`. A new kind is a config class in `rollout/config.py` (in the `DomainConfig`
+union) and an entry here."""
 
 
-def build_suite(domain: str, suite: str = "synthetic", **kwargs: Any) -> TaskDomain:
-    """The TaskDomain for a domain's suite; an unknown name fails with the known ones."""
-    if domain not in SUITES:
-        raise KeyError(f"unknown domain {domain!r}; known: {sorted(SUITES)}")
-    if suite not in SUITES[domain]:
-        raise KeyError(f"unknown {domain} suite {suite!r}; known: {sorted(SUITES[domain])}")
-    return SUITES[domain][suite](**kwargs)
+def domain_config(name: str, cfg: DomainConfig | Mapping[str, Any] | None = None) -> DomainConfig:
+    """The validated config slice of domain `name`: `cfg` as it is, a raw mapping validated (its
+    `kind` defaulting to the name when the name is a kind), or all defaults when `cfg` is None and
+    the name is a kind."""
+    if cfg is not None and not isinstance(cfg, Mapping):
+        return cfg
+    data = dict(cfg or {})
+    if "kind" not in data and name not in DOMAIN_CONFIGS:
+        raise ValueError(f"domain {name!r}: its kind is required (one of {', '.join(KINDS)}), since the name is none")
+    kind = data.setdefault("kind", name)
+    if kind not in DOMAIN_CONFIGS:
+        raise ValueError(f"domain {name!r}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+    return DOMAIN_CONFIGS[kind].model_validate(data)
+
+
+def kind_of(cfg: DomainConfig) -> Kind:
+    return KINDS[cfg.kind]
+
+
+def build_domain(name: str, cfg: DomainConfig | Mapping[str, Any] | None = None) -> TaskDomain:
+    """The `TaskDomain` of domain `name` from its config slice (None: the defaults of the kind
+    `name`). Cheap: checker processes, the sandbox check and a judge start on first scoring or at
+    a reward worker's `warm_up`, so a driver that only draws prompts starts none of them."""
+    cfg = domain_config(name, cfg)
+    return kind_of(cfg).build(name, cfg)
+
+
+def task_source(name: str, cfg: DomainConfig | Mapping[str, Any] | None, seed: int) -> TaskSource:
+    """The prompts of domain `name`: its `TaskDomain` behind a seeded cursor, with the held-out
+    split of `cfg.eval.prompts` prompts."""
+    cfg = domain_config(name, cfg)
+    return TaskSource(build_domain(name, cfg), seed, cfg.eval.prompts)
+
+
+def sandbox_limits(cfg: DomainConfig) -> SandboxConfig | None:
+    """The sandbox limits a domain's reward runs code under (None: it runs none)."""
+    kind = kind_of(cfg)
+    return kind.sandbox(cfg) if kind.sandbox else None
+
+
+def kinds_of(domains: Mapping[str, DomainConfig]) -> list[str]:
+    """The distinct kinds of the configured domains, in the registry's order (math, code, creative)."""
+    present = {cfg.kind for cfg in domains.values()}
+    return [kind for kind in KINDS if kind in present]

@@ -16,7 +16,8 @@ class Prompt:
     """One task instance: what the model sees and what is needed to check its answer."""
 
     domain: str
-    """Task family, e.g. "math", "code", "creative"; rewards and advantages are grouped by it."""
+    """The domain's name in the config, e.g. "math" or "algebra" (not its kind); rewards, advantages,
+    metrics and the schedule are grouped by it."""
     prompt_id: str
     """Stable id, e.g. "math/train/17"; unique within a run."""
     text: str

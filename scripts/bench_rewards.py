@@ -23,9 +23,10 @@ import resource
 import threading
 import time
 
-from counterpoint.rollout.code_check import io_tests, run_tests
-from counterpoint.rollout.math_check import MathChecker, MathCheckLimits
-from counterpoint.rollout.sandbox import SandboxLimits, check_sandbox
+from counterpoint.rollout.config import CreativeReward, MathReward, SandboxConfig
+from counterpoint.rollout.rewards.code_check import io_tests, run_tests
+from counterpoint.rollout.rewards.math_check import MathChecker
+from counterpoint.rollout.rewards.sandbox.bwrap import check_sandbox
 from counterpoint.rollout.tasks.creative import CreativeScorer
 
 GROUP = 8
@@ -54,7 +55,7 @@ def timed(work, seconds: float, pids=lambda: ()) -> tuple[float, float]:
 
 
 def bench_math(seconds: float) -> dict[str, tuple[float, float]]:
-    checker = MathChecker(MathCheckLimits())
+    checker = MathChecker(MathReward())
     counter = iter(range(10**9))
 
     def styles(a: int, k: int) -> dict[str, str]:
@@ -78,7 +79,7 @@ def bench_math(seconds: float) -> dict[str, tuple[float, float]]:
 
 def bench_code(seconds: float) -> dict[str, tuple[float, float]]:
     check_sandbox()
-    limits = SandboxLimits()
+    limits = SandboxConfig()
     tests = io_tests([[[3], 6], [[0], 3], [[1], 4], [[5], 8]])
     counter = iter(range(10**9))
     out = {}
@@ -115,7 +116,7 @@ def bench_creative(seconds: float) -> dict[str, tuple[float, float]]:
     rng = random.Random(0)
     out = {}
     for kind in ("lexical", "embedding"):
-        scorer = CreativeScorer(novelty_kind=kind, novelty_reduce="max", memory_size=512)
+        scorer = CreativeScorer(CreativeReward(novelty_kind=kind, novelty_reduce="max", memory_size=512))
         scorer.novelty(_texts(rng, 10, 512))  # fill the memory (and load the model)
         for label, words in (("short lines (10 words)", 10), ("paragraphs (150 words)", 150)):
             out[f"creative {kind} novelty, {label}, memory 512"] = timed(

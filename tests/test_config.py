@@ -22,7 +22,16 @@ def test_default_config_parses_and_round_trips():
         ("learner.rankz=2", "learner.rankz", "unknown key"),
         ("generation.samples_per_prompt=1", "generation.samples_per_prompt", "greater than or equal to 2"),
         ("learner.learning_rate=fast", "learner.learning_rate", "valid number"),
-        ("domains.poetry={weight: 1}", "domains.poetry", "'math', 'code' or 'creative'"),
+        ("domains.poetry={weight: 1}", "domains.poetry.kind", "required (one of math, code, creative)"),
+        ("domains.poetry={kind: verse}", "domains.poetry.kind", "unknown kind 'verse'"),
+        ("domains.Poetry={kind: creative}", "domains.Poetry", "a domain name is a lowercase letter"),
+        ("domains.algebra={kind: math, suite: nope}", "domains.algebra.suite", "'synthetic', 'gsm' or 'champ'"),
+        ("domains.code.suite=gsm", "domains.code.suite", "'synthetic' or 'humaneval'"),
+        ("domains.code.eval.prompts=0", "domains.code.eval.prompts", "greater than or equal to 1"),
+        ("domains.code.reward.sandbox.cpu_seconds=0", "domains.code.reward.sandbox.cpu_seconds", "greater than"),
+        ("domains.math.reward.sandbox={seccomp: false}", "domains.math.reward.sandbox", "unknown key"),
+        ("domains.math.eval_prompts=4", "domains.math.eval_prompts", "unknown key"),
+        ("code_sandbox.seccomp=false", "code_sandbox", "unknown key"),
         ("learner.zero_stage=5", "learner.zero_stage", "0, 1, 2 or 3"),
         ("domains.math.weight=-1", "domains.math.weight", "greater than or equal to 0"),
     ],
@@ -42,6 +51,27 @@ def test_cross_field_rules():
         load_config(overrides=["generation.prompts_per_step=1", "generation.samples_per_prompt=2", "learner.ranks=3"])
     with pytest.raises(ConfigError, match="model.path: required"):
         load_config(overrides=["model.source=path"])
+
+
+def test_domain_kind_defaults_to_the_name_and_a_second_domain_of_a_kind_is_config():
+    cfg = load_config()
+    assert {n: d.kind for n, d in cfg.domains.items()} == {"math": "math", "code": "code", "creative": "creative"}
+    assert cfg.domains["creative"].eval.samples_per_prompt == 4 and cfg.domains["math"].eval.prompts == 256
+    cfg = load_config(overrides=["domains.algebra={kind: math, suite: gsm, reward: {timeout_seconds: 2}}",
+                                 "domains.code.reward.sandbox.seccomp=false"])
+    assert (cfg.domains["algebra"].kind, cfg.domains["algebra"].suite) == ("math", "gsm")
+    assert cfg.domains["code"].reward.sandbox.seccomp is False
+    assert set(cfg.prompts_per_domain()) == {"math", "code", "creative", "algebra"}
+    again = config_from_dict(json.loads(resolved_json(cfg)))  # the resolved config names every kind
+    assert again == cfg and json.loads(resolved_json(cfg))["domains"]["math"]["kind"] == "math"
+
+
+def test_a_judge_weight_needs_a_judge():
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=["domains.poems={kind: creative, reward: {judge_weight: 1.0}}"])
+    assert "domains.poems.reward.judge: required when domains.poems.reward.judge_weight is above 0" in str(err.value)
+    cfg = load_config(overrides=["domains.creative.reward={judge_weight: 1.0, judge: {model_path: /models/judge}}"])
+    assert cfg.domains["creative"].reward.judge.model_path == "/models/judge"
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
@@ -95,17 +125,17 @@ def test_per_domain_overrides_inherit_and_validate():
 
 
 def test_bwt_policy_needs_two_distinct_known_domains():
-    cfg = load_config(overrides=["schedule.policy=bwt", "schedule.order=[math, creative]", "schedule.steps_per_stage=5"])
+    cfg = load_config(overrides=["schedule.policy=bwt", "schedule.policy.order=[math, creative]", "schedule.policy.steps_per_stage=5"])
     assert cfg.probe_domains() == ["math", "creative"]
     # before its probes have chosen, the schedule is the configured order; after, theirs
     assert [s.name for s in cfg.initial_stages()] == ["math", "creative"]
     assert [s.name for s in cfg.initial_stages(["creative", "math"])] == ["creative", "math"]
     assert load_config(overrides=["schedule.policy=bwt"]).probe_domains() == ["math", "code", "creative"]
-    with pytest.raises(ConfigError, match="schedule.order: the bwt policy probes the transfer between two or more"):
-        load_config(overrides=["schedule.policy=bwt", "schedule.order=[math]"])
-    with pytest.raises(ConfigError, match="schedule.order: a domain is listed twice"):
-        load_config(overrides=["schedule.policy=bwt", "schedule.order=[math, math]"])
-    with pytest.raises(ConfigError, match="schedule.order: unknown domains"):
-        load_config(overrides=["schedule.policy=bwt", "schedule.order=[math, poetry]"])
-    with pytest.raises(ConfigError, match="schedule.probe_steps"):
-        load_config(overrides=["schedule.policy=bwt", "schedule.probe_steps=0"])
+    with pytest.raises(ConfigError, match="schedule.policy.order: the bwt policy probes the transfer between two or more"):
+        load_config(overrides=["schedule.policy=bwt", "schedule.policy.order=[math]"])
+    with pytest.raises(ConfigError, match="schedule.policy.order: a domain is listed twice"):
+        load_config(overrides=["schedule.policy=bwt", "schedule.policy.order=[math, math]"])
+    with pytest.raises(ConfigError, match="schedule.policy.order: unknown domains"):
+        load_config(overrides=["schedule.policy=bwt", "schedule.policy.order=[math, poetry]"])
+    with pytest.raises(ConfigError, match="schedule.policy.probe_steps"):
+        load_config(overrides=["schedule.policy=bwt", "schedule.policy.probe_steps=0"])

@@ -1,8 +1,8 @@
 """Scoring model-written code: run its tests in the sandbox through the harness, turn the harness's
 report into a Score with per-test results and a pass fraction.
 
-The sandbox (`sandbox.run_python`) contains what the code can do to the host; the harness
-(`sandbox_harness`, run inside it) keeps the candidate away from the tests and the verdict. Every
+The sandbox (`sandbox.bwrap.run_python`) contains what the code can do to the host; the harness
+(`sandbox.harness`, run inside it) keeps the candidate away from the tests and the verdict. Every
 failure carries a category in `info["error"]` and a human-readable `info["detail"]`:
 `syntax_error`, `exception`, `memory_limit` (a call ran out of the sandbox's address space),
 `wrong_answer`, `timeout`, `crash` (the candidate's process died or
@@ -19,12 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
-from counterpoint.rollout import sandbox_harness
+from counterpoint.rollout.config import SandboxConfig
 from counterpoint.rollout.records import Score
-from counterpoint.rollout.sandbox import SANDBOX_PYTHON, SandboxLimits, SandboxResult, SandboxUnavailable, run_python
-from counterpoint.rollout.sandbox_harness import encode
+from counterpoint.rollout.rewards.sandbox import harness
+from counterpoint.rollout.rewards.sandbox.bwrap import SANDBOX_PYTHON, SandboxResult, SandboxUnavailable, run_python
+from counterpoint.rollout.rewards.sandbox.harness import encode
 
-HARNESS_SOURCE = Path(sandbox_harness.__file__).read_text()
+HARNESS_SOURCE = Path(harness.__file__).read_text()
 # The program the sandbox runs: it executes the harness compiled ahead, which saves compiling
 # ~300 lines (~10 ms of CPU) in every run. Host-made bytecode, so marshal is safe here.
 HARNESS_BOOT = "import marshal\nexec(marshal.loads(open('/tmp/harness.bin', 'rb').read()), {'__name__': '__main__'})\n"
@@ -33,7 +34,7 @@ HARNESS_BOOT = "import marshal\nexec(marshal.loads(open('/tmp/harness.bin', 'rb'
 @lru_cache(maxsize=1)
 def harness_bytecode() -> bytes:
     """The harness compiled by the sandbox's own Python (so its bytecode version always matches)."""
-    compile_it = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), 'sandbox_harness.py', 'exec')))"
+    compile_it = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), 'harness.py', 'exec')))"
     try:
         done = subprocess.run([SANDBOX_PYTHON, "-I", "-S", "-c", compile_it], input=HARNESS_SOURCE.encode(),
                               capture_output=True, timeout=60, check=True)  # fmt: skip
@@ -55,17 +56,17 @@ def check_tests(prompt: str, test: str) -> dict:
 def count_tests(tests: dict) -> int:
     if tests["kind"] == "io":
         return len(tests["cases"])
-    return sandbox_harness.count_check_tests(tests["test"])
+    return harness.count_check_tests(tests["test"])
 
 
-def call_timeout(limits: SandboxLimits) -> float:
+def call_timeout(limits: SandboxConfig) -> float:
     """Seconds a call may spend idle (sleeping, blocked, stopped) before the harness gives up on
     it: a sleeping candidate is reported per test before the wall clock ends the whole run. Busy
     work is bounded by the CPU limit, not by this."""
     return max(0.1, min(limits.cpu_seconds + 0.5, 0.6 * limits.wall_seconds))
 
 
-def run_tests(candidate: str, entry: str, tests: dict, limits: SandboxLimits) -> Score:
+def run_tests(candidate: str, entry: str, tests: dict, limits: SandboxConfig) -> Score:
     """Run `tests` against the function `entry` defined by the source `candidate`."""
     spec = {**tests, "call_timeout": call_timeout(limits), "ready_timeout": limits.wall_seconds}
     result = run_python(
@@ -78,7 +79,7 @@ def run_tests(candidate: str, entry: str, tests: dict, limits: SandboxLimits) ->
     return score_report(result, count_tests(tests))
 
 
-def run_many(jobs: list[tuple[str, str, dict]], limits: SandboxLimits, workers: int = 2) -> list[Score]:
+def run_many(jobs: list[tuple[str, str, dict]], limits: SandboxConfig, workers: int) -> list[Score]:
     """`run_tests` over (candidate, entry, tests) jobs, each distinct job run once, `workers` at a time
     (each run mostly waits on its subprocess)."""
     keys = [json.dumps(job) for job in jobs]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from counterpoint.rollout.config import JudgeConfig
+
 DEFAULT_TEMPLATE = """You are a strict grader of writing.
 
 The writer was given this task:
@@ -85,9 +87,13 @@ class Judge:
         return out
 
 
-def engine_generate(engine, max_tokens: int = 8) -> Callable[[list[str]], list[str]]:
-    """A `generate` backed by `counterpoint.rollout.engine.RolloutEngine` (greedy, one reply each)."""
+def engine_generate(engine, max_tokens: int | None = None) -> Callable[[list[str]], list[str]]:
+    """A `generate` backed by `counterpoint.rollout.engine.RolloutEngine` (greedy, one reply each,
+    `max_tokens` long; None: `JudgeConfig`'s default)."""
     from counterpoint.rollout.records import Prompt
+
+    if max_tokens is None:
+        max_tokens = JudgeConfig.model_fields["max_tokens"].default
 
     def generate(prompts: list[str]) -> list[str]:
         asks = [Prompt("judge", f"judge/{i}", text) for i, text in enumerate(prompts)]
@@ -95,3 +101,12 @@ def engine_generate(engine, max_tokens: int = 8) -> Callable[[list[str]], list[s
         return [s.response_text for s in samples]
 
     return generate
+
+
+def build_judge(cfg: JudgeConfig) -> Judge:
+    """The judge a `JudgeConfig` describes: its model served by a vLLM engine in this process."""
+    from counterpoint.rollout.engine import RolloutEngine
+
+    engine = RolloutEngine(cfg.model_path, max_model_len=2048, kv_cache_mib=cfg.kv_cache_mib,
+                           max_num_seqs=32, seed=0, cache_dir="~/.cache/counterpoint")
+    return Judge(engine_generate(engine, cfg.max_tokens))

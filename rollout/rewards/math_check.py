@@ -7,7 +7,8 @@ async Ray actors), so they are switched off and each check runs in a persistent 
 a call go to the child in one round-trip and come back one line each, so a timeout is pinned to
 its check: that check scores 0 with `error="timeout"`, a warm standby child takes over and the rest
 of the batch goes on. Responses are cut to their last `max_response_chars` before extraction, so a
-very long output costs no more than a short one.
+very long output costs no more than a short one. The limits are the math domain's reward section
+(`MathReward`, `domains.<name>.reward`), whose defaults are declared there once.
 """
 
 from __future__ import annotations
@@ -22,27 +23,11 @@ import sys
 import threading
 import time
 import weakref
-from dataclasses import dataclass
 
+from counterpoint.rollout.config import MathReward
 from counterpoint.rollout.records import Score
 
-
-@dataclass(frozen=True)
-class MathCheckLimits:
-    timeout_seconds: float = 2.0
-    """Deadline of one check (parse and verify): CPU seconds of the child, measured by the parent
-    from /proc, so a loaded host (the child waiting for a core) does not fail a correct answer."""
-    wall_factor: float = 10.0
-    """A check also ends after `wall_factor × timeout_seconds` of wall clock, whatever CPU the child
-    got: the bound on how long one check can hold the reward worker."""
-    max_response_chars: int = 4096
-    """Only the tail of a response is searched for its answer."""
-    memory_mib: int = 1024
-    """Address-space limit of the child, so a huge power fails fast instead of filling the host."""
-    startup_seconds: float = 120.0
-    """How long a fresh child may take to import math-verify (a busy 2-core box took ~3 s)."""
-
-
+_DEFAULTS = MathReward()
 _ANSWER_MARKER = re.compile(r"(?:final answer|answer)\s*(?:is|:)\s*|####\s*", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?")
 
@@ -64,11 +49,12 @@ def last_boxed(text: str) -> str | None:
     return None  # unclosed: cut off by the length limit
 
 
-def extract_answer(response: str, max_chars: int = 4096) -> list[str]:
+def extract_answer(response: str, max_chars: int | None = None) -> list[str]:
     """Answer candidates for a response, best first: the last boxed answer, the text after the last
     "answer is"/"Answer:"/"####", the last non-empty line, the final number. The checker uses the
-    first that math-verify can parse."""
-    tail = response[-max_chars:]
+    first that math-verify can parse. Only the last `max_chars` are read (None: `MathReward`'s
+    `max_response_chars`)."""
+    tail = response[-(max_chars or _DEFAULTS.max_response_chars):]
     candidates = []
     boxed = last_boxed(tail)
     if boxed is not None:
@@ -95,7 +81,7 @@ class _Child:
 
     def __init__(self, memory_bytes: int):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "counterpoint.rollout.math_verify_worker", str(memory_bytes)],
+            [sys.executable, "-m", "counterpoint.rollout.rewards.math_verify_worker", str(memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -174,7 +160,7 @@ class MathChecker:
     costs its deadline and not a fresh start (~1-3 s of imports) as well.
     """
 
-    def __init__(self, limits: MathCheckLimits = MathCheckLimits(), standby: bool = True):
+    def __init__(self, limits: MathReward = MathReward(), standby: bool = True):
         self.limits = limits
         self.standby = standby
         self._lock = threading.Lock()
@@ -254,11 +240,11 @@ def _to_score(result: tuple, candidates: list[str]) -> Score:
     return Score(1.0 if ok else 0.0, ok, info)
 
 
-_shared: dict[MathCheckLimits, MathChecker] = {}
+_shared: dict[MathReward, MathChecker] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_checker(limits: MathCheckLimits = MathCheckLimits()) -> MathChecker:
+def shared_checker(limits: MathReward = MathReward()) -> MathChecker:
     """One checker per process and limits, so the math suites of a reward worker share its children."""
     with _shared_lock:
         if limits not in _shared:

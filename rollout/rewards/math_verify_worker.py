@@ -1,5 +1,5 @@
 """The child process in which `MathChecker` runs math-verify; started as
-`python -m counterpoint.rollout.math_verify_worker MEMORY_BYTES`.
+`python -m counterpoint.rollout.rewards.math_verify_worker MEMORY_BYTES`.
 
 It exists so that a check can be given a deadline from any thread: math-verify's own timeouts use
 `signal.alarm`, which only works on a main thread, so here they are off and the parent kills this

@@ -1,25 +1,35 @@
 """A reward worker: scores prompt groups of one domain with that domain's reward function.
 
-A plain class; the cluster layer runs a pool of them per domain as Ray actors. Scoring runs on
-the calling thread, which in a synchronous Ray actor is the process's main thread, as
-math-verify's signal-based timeouts need.
+A plain class; the cluster layer runs a pool of them per domain as Ray actors. Built from the
+domain's name and config slice through the registry (`rollout/domains.py`), so a domain of any
+name and kind gets its reward from config alone. Scoring runs on the calling thread, which in a
+synchronous Ray actor is the process's main thread, as math-verify's signal-based timeouts need.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
+from counterpoint.rollout.config import DomainConfig
+from counterpoint.rollout.domains import build_domain, domain_config, sandbox_limits
 from counterpoint.rollout.records import Prompt, Score
-from counterpoint.rollout.tasks import build_domain
 
 
 class RewardWorker:
-    def __init__(self, domain: str, sandbox_config=None, suite: str = "synthetic", rewards_config=None):
-        self.domain = build_domain(domain, sandbox=sandbox_config, suite=suite, rewards=rewards_config)
-        if domain == "code":
-            from counterpoint.rollout.sandbox import check_sandbox
+    def __init__(self, name: str, cfg: DomainConfig | Mapping[str, Any] | None = None):
+        """`name`: the domain's name in the config; `cfg`: its config slice (None: the defaults of
+        the kind `name`)."""
+        cfg = domain_config(name, cfg)
+        self.name = name
+        self.kind = cfg.kind
+        self.domain = build_domain(name, cfg)
+        limits = sandbox_limits(cfg)
+        if limits is not None:
+            from counterpoint.rollout.rewards.sandbox.bwrap import check_sandbox
 
-            check_sandbox()  # fail at start-up with a clear message, not on the first batch
+            check_sandbox(limits)  # fail at start-up with a clear message, not on the first batch
         if hasattr(self.domain, "warm_up"):
             self.domain.warm_up()  # e.g. math-verify's checker process: a missing one fails here
 

@@ -3,7 +3,9 @@
 A domain is one `TaskDomain`: it makes problem number `index` of a split deterministically from a
 seed (so train and eval splits are reproducible and a cursor is just an integer), gives a correct
 demonstration for the warm-start SFT pass, and scores a group of responses to one prompt. Rewards
-sit next to the task that defines them.
+sit next to the task that defines them. Its `name` is the domain's name in the config (any name;
+its prompts carry it, and the seeds and the held-out split are keyed by it), its `kind` and `suite`
+what it is (`rollout/domains.py` builds one from a config slice).
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from counterpoint.rollout.records import Prompt, Score
 
 class TaskDomain(Protocol):
     name: str
+    """The domain's name in the config, e.g. "math" or "algebra"."""
+    kind: str
+    """"math", "code" or "creative"."""
+    suite: str
+    """Where its problems come from, e.g. "synthetic"."""
 
     def make(self, rng: random.Random, prompt_id: str) -> tuple[Prompt, str]:
         """Draw one problem from `rng`; return it and a correct demonstration response."""

@@ -1,4 +1,4 @@
-"""The "code" domain: one-line Python functions small enough for a ~1M-parameter model.
+"""The synthetic suite of the code kind: one-line Python functions small enough for a ~1M-parameter model.
 
 A prompt is an instruction comment and a function header whose `return` the model completes:
 
@@ -19,9 +19,10 @@ import string
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from counterpoint.rollout.code_check import io_tests, run_many
+from counterpoint.rollout.config import CodeReward
 from counterpoint.rollout.records import Prompt, Score
-from counterpoint.rollout.sandbox import SandboxLimits, check_sandbox
+from counterpoint.rollout.rewards.code_check import io_tests, run_many
+from counterpoint.rollout.rewards.sandbox.bwrap import check_sandbox
 
 TESTS_PER_PROBLEM = 4
 ENTRY = "f"
@@ -110,15 +111,17 @@ def function_body(response: str) -> str:
 
 
 class CodeDomain:
-    """Complete a one-line Python function; reward = fraction of its 4 unit tests passed in the sandbox."""
+    """Complete a one-line Python function; reward = fraction of its 4 unit tests passed in the sandbox.
 
-    name = "code"
+    `name` is the domain's name in the config (what its prompts carry); `reward` its reward section.
+    """
+
+    kind = "code"
     suite = "synthetic"
 
-    def __init__(self, limits: SandboxLimits = SandboxLimits(), workers: int = 2):
-        self.limits = limits
-        self.workers = workers
-        """Sandbox runs at once per group; each run mostly waits on a subprocess."""
+    def __init__(self, reward: CodeReward = CodeReward(), *, name: str = "code"):
+        self.name = name
+        self.reward = reward
         # Checked on first scoring, not here: making prompts and demonstrations needs no sandbox.
         self._sandbox_checked = False
 
@@ -139,10 +142,10 @@ class CodeDomain:
 
     def score_group(self, prompt: Prompt, responses: list[str]) -> list[Score]:
         if not self._sandbox_checked:
-            check_sandbox()  # a missing sandbox must fail loudly, not score every response 0
+            check_sandbox(self.reward.sandbox)  # a missing sandbox must fail loudly, not score every response 0
             self._sandbox_checked = True
         tests = io_tests(prompt.reference["tests"])
         # A low-entropy policy repeats itself: run_many runs each distinct program once (the
         # tests are deterministic, so identical programs get identical results).
         jobs = [(self.candidate(prompt, r), prompt.reference["entry"], tests) for r in responses]
-        return run_many(jobs, self.limits, self.workers)
+        return run_many(jobs, self.reward.sandbox, self.reward.parallel_runs)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal
 
-from counterpoint.rollout.judge import Judge
-from counterpoint.rollout.novelty import (
+from counterpoint.rollout.config import CreativeReward
+from counterpoint.rollout.records import Prompt, Score
+from counterpoint.rollout.rewards.judge import Judge
+from counterpoint.rollout.rewards.novelty import (
     MINHASH_SIZE,
     Reduce,
     RollingMemory,
@@ -28,7 +29,6 @@ from counterpoint.rollout.novelty import (
     lexical_novelty,
     trigrams,
 )
-from counterpoint.rollout.records import Prompt, Score
 
 TOPICS = ("sea", "moon", "rain", "forest", "city", "fire", "snow", "river", "wind", "stone")
 ADJECTIVES = ("pale", "quiet", "wild", "old", "bright", "cold", "soft", "dark", "green", "slow")
@@ -84,45 +84,40 @@ def novelty(texts: list[str]) -> list[float]:
     return out
 
 
-@dataclass(frozen=True)
-class CreativeWeights:
-    novelty: float = 1.0
-    judge: float = 0.0
-
-
 class CreativeScorer:
-    """gate × (w_novelty·novelty + w_judge·judge) / (sum of the weights used), per sample.
+    """gate × (w_novelty·novelty + w_judge·judge) / (sum of the weights used), per sample, with the
+    weights, novelty kind and memory of `reward` (the creative domain's reward section).
 
     Holds the rolling memory, so one scorer belongs to one reward worker for the whole run.
     """
 
     def __init__(
         self,
-        weights: CreativeWeights = CreativeWeights(),
-        novelty_kind: Literal["lexical", "embedding"] = "lexical",
-        novelty_reduce: Reduce = "mean",
-        memory_size: int = 0,
+        reward: CreativeReward = CreativeReward(),
+        *,
         gate: GateRules = GateRules(),
         judge: Judge | None = None,
         encoder=None,
     ):
-        if weights.judge > 0 and judge is None:
+        if reward.judge_weight > 0 and judge is None:
             raise ValueError("a judge weight above 0 needs a judge")
-        self.weights = weights
-        self.novelty_kind = novelty_kind
-        self.novelty_reduce = novelty_reduce
+        self.reward = reward
+        self.novelty_weight = reward.novelty_weight
+        self.judge_weight = reward.judge_weight
+        self.novelty_kind = reward.novelty_kind
+        self.novelty_reduce: Reduce = reward.novelty_reduce
         self.gate = gate
         self.judge = judge
-        if novelty_kind == "embedding":
-            from counterpoint.rollout.embeddings import EMBEDDING_DIM, SentenceEncoder
+        if self.novelty_kind == "embedding":
+            from counterpoint.rollout.rewards.embeddings import EMBEDDING_DIM, SentenceEncoder
 
             self.encoder = encoder or SentenceEncoder()
-            self.memory = RollingMemory(memory_size, EMBEDDING_DIM, "float32")
-        elif novelty_kind == "lexical":
+            self.memory = RollingMemory(reward.memory_size, EMBEDDING_DIM, "float32")
+        elif self.novelty_kind == "lexical":
             self.encoder = None
-            self.memory = RollingMemory(memory_size, MINHASH_SIZE, "uint64")
+            self.memory = RollingMemory(reward.memory_size, MINHASH_SIZE, "uint64")
         else:
-            raise ValueError(f"unknown novelty kind {novelty_kind!r}")
+            raise ValueError(f"unknown novelty kind {self.novelty_kind!r}")
 
     def novelty(self, texts: list[str]) -> list[float]:
         if self.novelty_kind == "embedding":
@@ -131,9 +126,9 @@ class CreativeScorer:
 
     def score(self, task: str, texts: list[str], topic: str | None = None, rubric: str | None = None) -> list[Score]:
         gates = [quality_gate(t, topic, self.gate) for t in texts]
-        novel = self.novelty(texts) if self.weights.novelty > 0 else [None] * len(texts)
+        novel = self.novelty(texts) if self.novelty_weight > 0 else [None] * len(texts)
         judged: list = [(None, None)] * len(texts)
-        if self.judge is not None and self.weights.judge > 0:
+        if self.judge is not None and self.judge_weight > 0:
             passing = [i for i, (ok, _) in enumerate(gates) if ok]  # a failed gate needs no judge
             for i, verdict in zip(passing, self.judge.score(task, [texts[i] for i in passing], rubric)):
                 judged[i] = verdict
@@ -144,14 +139,14 @@ class CreativeScorer:
         info: dict = {"gate": reason}
         parts = {}
         if nov is not None:
-            parts["novelty"] = (self.weights.novelty, nov)
+            parts["novelty"] = (self.novelty_weight, nov)
             info["novelty"] = round(nov, 4)
-        if self.judge is not None and self.weights.judge > 0 and passed:
+        if self.judge is not None and self.judge_weight > 0 and passed:
             judge_score, reply = judged
             if judge_score is None:
                 info["judge_dropped"] = (reply or "")[:60]
             else:
-                parts["judge"] = (self.weights.judge, judge_score)
+                parts["judge"] = (self.judge_weight, judge_score)
                 info["judge"] = round(judge_score, 4)
         total_weight = sum(w for w, _ in parts.values())
         value = sum(w * v for w, v in parts.values()) / total_weight if total_weight else 0.0
@@ -170,14 +165,47 @@ def _line(rng: random.Random, topic: str) -> str:
     return rng.choice(forms)
 
 
-class CreativeDomain:
+def build_scorer(reward: CreativeReward, gate: GateRules = GateRules()) -> CreativeScorer:
+    """The scorer `reward` describes, with its judge (a vLLM engine in this process) when it has one."""
+    judge = None
+    if reward.judge is not None and reward.judge_weight > 0:
+        from counterpoint.rollout.rewards.judge import build_judge
+
+        judge = build_judge(reward.judge)
+    return CreativeScorer(reward, gate=gate, judge=judge)
+
+
+class CreativeSuite:
+    """What the creative suites share: the user's domain name, the reward section, and a scorer
+    built on first use (or at a reward worker's start-up), so a driver that only draws prompts never
+    starts a judge."""
+
+    kind = "creative"
+    suite: str
+    GATE = GateRules()
+    """The quality gate of this suite's scorer."""
+
+    def __init__(self, reward: CreativeReward = CreativeReward(), *, name: str = "creative",
+                 scorer: CreativeScorer | None = None):
+        self.name = name
+        self.reward = reward
+        self._scorer = scorer
+
+    @property
+    def scorer(self) -> CreativeScorer:
+        if self._scorer is None:
+            self._scorer = build_scorer(self.reward, self.GATE)
+        return self._scorer
+
+    def warm_up(self) -> None:
+        """Build the scorer now (a reward worker calls this): a judge that cannot start fails here."""
+        self._scorer = self.scorer
+
+
+class CreativeDomain(CreativeSuite):
     """A short line on a topic; reward from `CreativeScorer` on the response's first line."""
 
-    name = "creative"
     suite = "synthetic"
-
-    def __init__(self, scorer: CreativeScorer | None = None):
-        self.scorer = scorer or CreativeScorer()
 
     def make(self, rng: random.Random, prompt_id: str) -> tuple[Prompt, str]:
         topic, mood = rng.choice(TOPICS), rng.choice(ADJECTIVES)

@@ -16,9 +16,10 @@ from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 
-from counterpoint.rollout.code_check import check_tests, run_many
+from counterpoint.rollout.config import CodeReward
 from counterpoint.rollout.records import Prompt, Score
-from counterpoint.rollout.sandbox import SandboxLimits, check_sandbox
+from counterpoint.rollout.rewards.code_check import check_tests, run_many
+from counterpoint.rollout.rewards.sandbox.bwrap import check_sandbox
 
 
 def _data_file() -> Path:
@@ -50,12 +51,12 @@ def function_block(response: str) -> str:
 class HumanEvalDomain:
     """Complete a HumanEval function; reward = fraction of its check's asserts passed in the sandbox."""
 
-    name = "code"
+    kind = "code"
     suite = "humaneval"
 
-    def __init__(self, limits: SandboxLimits = SandboxLimits(), workers: int = 2):
-        self.limits = limits
-        self.workers = workers
+    def __init__(self, reward: CodeReward = CodeReward(), *, name: str = "code"):
+        self.name = name
+        self.reward = reward
         self._sandbox_checked = False
 
     def make(self, rng: random.Random, prompt_id: str) -> tuple[Prompt, str]:
@@ -69,8 +70,8 @@ class HumanEvalDomain:
 
     def score_group(self, prompt: Prompt, responses: list[str]) -> list[Score]:
         if not self._sandbox_checked:
-            check_sandbox()
+            check_sandbox(self.reward.sandbox)
             self._sandbox_checked = True
         tests = check_tests(prompt.text, prompt.reference["test"])
         jobs = [(prompt.text + function_block(r), prompt.reference["entry"], tests) for r in responses]
-        return run_many(jobs, self.limits, self.workers)
+        return run_many(jobs, self.reward.sandbox, self.reward.parallel_runs)

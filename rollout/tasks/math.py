@@ -20,8 +20,9 @@ from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 
-from counterpoint.rollout.math_check import MathCheckLimits, shared_checker
+from counterpoint.rollout.config import MathReward
 from counterpoint.rollout.records import Prompt, Score
+from counterpoint.rollout.rewards.math_check import shared_checker
 
 NAMES = ("Ann", "Bo", "Cy", "Dee", "Eli", "Fay", "Gus", "Ivy")
 ITEMS = ("apples", "pens", "coins", "books", "cards", "shells")
@@ -43,21 +44,25 @@ def _problem(rng: random.Random) -> tuple[str, int]:
 
 
 class _VerifiedMath:
-    """The reward of every math suite: 1 when the response's answer equals `reference["answer"]`."""
+    """The reward of every math suite: 1 when the response's answer equals `reference["answer"]`.
 
-    name = "math"
+    `name` is the domain's name in the config (what its prompts carry); `reward` its reward section.
+    """
 
-    def __init__(self, limits: MathCheckLimits = MathCheckLimits()):
-        self.limits = limits
+    kind = "math"
+
+    def __init__(self, reward: MathReward = MathReward(), *, name: str = "math"):
+        self.name = name
+        self.reward = reward
 
     def warm_up(self) -> None:
         """Start the checker's child processes (a reward worker calls this at start-up)."""
-        shared_checker(self.limits).warm_up()
+        shared_checker(self.reward).warm_up()
 
     def score_group(self, prompt: Prompt, responses: list[str]) -> list[Score]:
         # One round-trip to the checker's child process for the whole group.
         gold = prompt.reference["answer"]
-        return shared_checker(self.limits).check([(gold, r) for r in responses])
+        return shared_checker(self.reward).check([(gold, r) for r in responses])
 
 
 class MathDomain(_VerifiedMath):
@@ -99,7 +104,7 @@ def _champ_file() -> Path:
 def _whole_answer_parses(answer: str) -> bool:
     """Whether math-verify reads the whole answer (many CHAMP answers are prose, e.g. "It is not
     possible", or parse only in part, e.g. "2^n/(n+1)" without $...$ read as 2)."""
-    from counterpoint.rollout.math_verify_worker import parse_answer
+    from counterpoint.rollout.rewards.math_verify_worker import parse_answer
 
     parsed = parse_answer(answer)
     if not parsed:

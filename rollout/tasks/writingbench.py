@@ -18,7 +18,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from counterpoint.rollout.records import Prompt, Score
-from counterpoint.rollout.tasks.creative import LONG_TEXT_GATE, CreativeScorer
+from counterpoint.rollout.tasks.creative import LONG_TEXT_GATE, CreativeSuite
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -60,14 +60,11 @@ def writingbench_tasks() -> tuple[dict, ...]:
     return tuple(out)
 
 
-class WritingBenchDomain:
+class WritingBenchDomain(CreativeSuite):
     """A WritingBench task; reward from a `CreativeScorer` (gate for long texts, novelty, judge)."""
 
-    name = "creative"
     suite = "writingbench"
-
-    def __init__(self, scorer: CreativeScorer | None = None):
-        self.scorer = scorer or CreativeScorer(gate=LONG_TEXT_GATE)
+    GATE = LONG_TEXT_GATE
 
     def make(self, rng: random.Random, prompt_id: str) -> tuple[Prompt, str]:
         task = rng.choice(writingbench_tasks())

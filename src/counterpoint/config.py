@@ -8,24 +8,34 @@ that name the field to fix.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from counterpoint.cluster.config import ClusterConfig
-from counterpoint.configbase import Section
-from counterpoint.rollout.config import CodeSandboxConfig, DomainConfig, DomainName, GenerationConfig, RewardsConfig
+from counterpoint.configbase import Section, type_shorthand
+from counterpoint.rollout.config import DomainConfig, DomainName, GenerationConfig, default_domains, fill_kinds
 from counterpoint.trainer.config import LearnerConfig, ModelConfig, ScheduleConfig
+from counterpoint.trainer.curriculum.plan import split_by_weight
+from counterpoint.trainer.curriculum.stages import ScheduleError, Stage
 
 
 class RunSection(Section):
+    """The run as a whole: its name and folder, its length, and how often it evaluates, saves and
+    restarts."""
+
     name: str = Field("counterpoint", pattern=r"^[A-Za-z0-9_.-]+$")
     """Prefix of the run id; the run folder is `<output_dir>/<name>-<timestamp>`."""
     output_dir: Path = Path("runs")
+    """Folder under which each run gets its own folder (relative paths: from the working directory)."""
     seed: int = 0
+    """Seed of the run: the task sources' prompt order, the driver's and the learner's RNGs, and
+    the rollout engines' sampling (engine i uses seed + i)."""
     steps: int = Field(40, ge=1)
     """RL steps to train."""
     eval_every_steps: int = Field(0, ge=0)
@@ -37,18 +47,28 @@ class RunSection(Section):
 
 
 class CounterpointConfig(Section):
+    """A run: every section, each owned by the package that uses it."""
+
     run: RunSection = RunSection()
+    """The run's name, folder, seed, steps, evaluation and checkpoint cadence."""
     model: ModelConfig = ModelConfig()
-    domains: dict[DomainName, DomainConfig] = Field(
-        default_factory=lambda: {d: DomainConfig() for d in ("math", "code", "creative")}
-    )
-    """The task domains trained, each with its weight and eval split."""
+    """The policy model (the built-in tiny one, SmolLM2, or a local folder)."""
+    domains: dict[DomainName, DomainConfig] = Field(default_factory=default_domains)
+    """The task domains trained, by name (lowercase, digits, _): each a kind (math, code, creative;
+    it defaults to the name when the name is a kind), a suite, its reward, weight and eval spec."""
     generation: GenerationConfig = GenerationConfig()
-    code_sandbox: CodeSandboxConfig = CodeSandboxConfig()
-    rewards: RewardsConfig = RewardsConfig()
+    """Rollouts: prompts per step, the group size, sampling, the vLLM engines."""
     learner: LearnerConfig = LearnerConfig()
+    """The DeepSpeed learner: ranks, optimiser, advantages, losses and entropy controls per domain."""
     schedule: ScheduleConfig = ScheduleConfig()
+    """The initial curriculum (its policy), which operators then change live."""
     cluster: ClusterConfig = ClusterConfig()
+    """Where the run executes: an embedded Ray cluster or one to join."""
+
+    @field_validator("domains", mode="before")
+    @classmethod
+    def _fill_domain_kinds(cls, value):
+        return fill_kinds(value)
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "CounterpointConfig":
@@ -66,13 +86,10 @@ class CounterpointConfig(Section):
                 f"model.tiny.hidden_size ({tiny.hidden_size}) must be divisible by "
                 f"model.tiny.num_heads ({tiny.num_heads})"
             )
-        from counterpoint.rollout.tasks.suites import SUITES
-
-        for name, domain in self.domains.items():
-            if domain.suite not in SUITES[name]:
-                raise ValueError(f"domains.{name}.suite: unknown suite {domain.suite!r} (known: {', '.join(SUITES[name])})")
-        if self.rewards.creative.judge_weight > 0 and self.rewards.creative.judge is None:
-            raise ValueError("rewards.creative.judge: required when rewards.creative.judge_weight is above 0")
+        for name, domain in self.domains.items():  # each suite is checked by its kind's `suite` field
+            if domain.kind == "creative" and domain.reward.judge_weight > 0 and domain.reward.judge is None:
+                raise ValueError(f"domains.{name}.reward.judge: required when domains.{name}.reward.judge_weight "
+                                 "is above 0")
         for name in self.learner.per_domain:
             if name not in self.domains:
                 raise ValueError(f"learner.per_domain.{name}: not a configured domain (domains: {', '.join(self.domains)})")
@@ -86,65 +103,103 @@ class CounterpointConfig(Section):
         return self
 
     def _check_schedule(self) -> None:
-        from counterpoint.trainer.curriculum_stages import ScheduleError
-
-        sched = self.schedule
-        if sched.policy in ("sequential", "bwt") and sched.order is not None:
-            unknown = [d for d in sched.order if d not in self.domains]
-            if unknown:
-                raise ValueError(f"schedule.order: unknown domains {unknown} (domains: {', '.join(self.domains)})")
-            if len(set(sched.order)) != len(sched.order):
-                raise ValueError(f"schedule.order: a domain is listed twice: {sched.order}")
-        if sched.policy == "bwt" and len(self.probe_domains()) < 2:
-            raise ValueError("schedule.order: the bwt policy probes the transfer between two or more domains; "
-                             f"got {self.probe_domains()}")
-        if sched.policy == "stages" and not sched.stages:
-            raise ValueError("schedule.stages: required (a non-empty list) when schedule.policy is 'stages'")
+        self.schedule.policy.check_domains(list(self.domains))
         try:
             stages = self.initial_stages()
         except ScheduleError as err:
-            raise ValueError(f"schedule.{err}") from None
+            raise ValueError(f"schedule.policy.{err}") from None
         for i, stage in enumerate(stages):
             unknown = [d for d in stage.domains if d not in self.domains]
             if unknown:
-                raise ValueError(f"schedule.stages[{i}].domains: unknown domains {unknown} (domains: {', '.join(self.domains)})")
+                raise ValueError(f"schedule.policy.stages[{i}].domains: unknown domains {unknown} "
+                                 f"(domains: {', '.join(self.domains)})")
 
-    def initial_stages(self, order: list[str] | None = None):
+    def initial_stages(self, order: list[str] | None = None) -> list[Stage]:
         """The schedule the run starts with. For the bwt policy, `order` is the order its
-        transfer probes chose (without it: `schedule.order` as configured)."""
-        return self.schedule.initial_stages({n: d.weight for n, d in self.domains.items()}, order)
+        transfer probes chose (without it: `schedule.policy.order` as configured). A domain
+        with an adaptive entropy control gets its configured target as the stage's
+        `entropy_target` where the stage sets none: from then on the schedule holds it."""
+        stages = self.schedule.policy.initial_stages({n: d.weight for n, d in self.domains.items()}, order)
+        out = []
+        for stage in stages:
+            domains = {}
+            for name, setting in stage.domains.items():
+                entropy = self.learner.entropy_for(name)
+                if setting.entropy_target is None and entropy.adaptive:
+                    setting = setting.model_copy(update={"entropy_target": entropy.target})
+                domains[name] = setting
+            out.append(stage.model_copy(update={"domains": domains}))
+        return out
 
     def probe_domains(self) -> list[str]:
         """The domains the bwt policy probes and orders."""
-        return list(self.schedule.order or self.domains)
+        return self.schedule.policy.probe_domains(list(self.domains))
 
     def prompts_per_domain(self) -> dict[str, int]:
         """Split `prompts_per_step` over the domains by weight (largest remainder)."""
-        return split_by_weight(
-            self.generation.prompts_per_step, {n: d.weight for n, d in self.domains.items()}
-        )
-
-
-def split_by_weight(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """Integer shares of `total` proportional to `weights`, summing exactly to `total`."""
-    norm = sum(weights.values())
-    exact = {k: total * w / norm for k, w in weights.items()}
-    counts = {k: int(v) for k, v in exact.items()}
-    by_remainder = sorted(exact, key=lambda k: (exact[k] - counts[k], weights[k]), reverse=True)
-    for k in by_remainder[: total - sum(counts.values())]:
-        counts[k] += 1
-    return counts
+        return split_by_weight(self.generation.prompts_per_step, {n: d.weight for n, d in self.domains.items()})
 
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names each field and what to fix."""
 
 
+def _where(loc: tuple) -> str:
+    """The dotted field path of an error. Pydantic puts the member of a tagged union that it tried
+    into the path (domains.algebra.math.suite); such tags are left out, found by walking the
+    config's types along the path."""
+    parts: list[str] = []
+    ann: Any = CounterpointConfig
+    for p in loc:
+        if p == "[key]":
+            continue
+        ann, is_tag = _child_type(ann, p)
+        if not is_tag:
+            parts.append(str(p))
+    return ".".join(parts) or "(top level)"
+
+
+def _bare(ann: Any) -> Any:
+    """`ann` without Annotated metadata and without a None member."""
+    while True:
+        if get_origin(ann) is Annotated:
+            ann = get_args(ann)[0]
+        elif get_origin(ann) in (Union, UnionType) and type(None) in get_args(ann):
+            rest = [a for a in get_args(ann) if a is not type(None)]
+            ann = rest[0] if len(rest) == 1 else Union[tuple(rest)]
+        else:
+            return ann
+
+
+def _child_type(ann: Any, part: Any) -> tuple[Any, bool]:
+    """The type at path element `part` under `ann`, and whether `part` is a union member's tag."""
+    ann = _bare(ann)
+    origin = get_origin(ann)
+    if origin in (Union, UnionType):
+        for member in map(_bare, get_args(ann)):
+            if not (isinstance(member, type) and issubclass(member, BaseModel)):
+                continue
+            literals = [f.annotation for f in member.model_fields.values() if get_origin(f.annotation) is Literal]
+            tags = {member.__name__, *(v for lit in literals for v in get_args(lit))}
+            if part in tags:
+                return member, True
+        return None, False
+    if origin in (dict, Mapping):
+        return get_args(ann)[1], False
+    if origin in (list, tuple, Sequence):
+        return get_args(ann)[0], False
+    if isinstance(ann, type) and issubclass(ann, BaseModel) and part in ann.model_fields:
+        return ann.model_fields[part].annotation, False
+    return None, False
+
+
 def _format(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"] if p != "[key]") or "(top level)"
+        where = _where(e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
+        if msg.startswith(f"{where}."):  # a validator of a mapping named the entry's field itself
+            where, _, msg = msg.partition(": ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see the default config for valid keys)"
         lines.append(f"  {where}: {msg}" + (f" (got {e['input']!r})" if e["type"] != "extra_forbidden" and not isinstance(e["input"], dict) else ""))
@@ -186,6 +241,8 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     *parents, leaf = key.split(".")
     node = data
     for part in parents:
+        if isinstance(node.get(part), str):  # a section given by its type alone: `policy=bwt`, then `policy.order=...`
+            node[part] = type_shorthand(node[part])
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {part} is not a section")

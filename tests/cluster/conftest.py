@@ -19,11 +19,11 @@ SMALL = [
     "generation.prompts_per_step=6",
     "generation.samples_per_prompt=4",
     "generation.max_response_tokens=8",
-    "domains.math.eval_prompts=4",
+    "domains.math.eval.prompts=4",
     "domains.math.weight=1",
-    "domains.code.eval_prompts=4",
+    "domains.code.eval.prompts=4",
     "domains.code.reward_workers=1",
-    "domains.creative.eval_prompts=4",
+    "domains.creative.eval.prompts=4",
     # the barely trained model earns no reward yet: an entropy bonus gives every step a gradient
     "learner.entropy.coef=0.1",
 ]
@@ -33,11 +33,12 @@ SMALL = [
 def model_cache(tmp_path_factory) -> Path:
     """A model cache holding the small tiny model (built once per test session, ~20 s)."""
     from counterpoint.config import load_config
+    from counterpoint.rollout.domains import kinds_of
     from counterpoint.trainer.models import resolve_model
 
     cache = tmp_path_factory.mktemp("model-cache")
     cfg = load_config(overrides=[*SMALL, f"model.cache_dir={cache}"])
-    resolve_model(cfg.model, list(cfg.domains))
+    resolve_model(cfg.model, kinds_of(cfg.domains))
     return cache
 
 

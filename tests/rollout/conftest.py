@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from counterpoint.rollout import sandbox
+from counterpoint.rollout.rewards.sandbox import bwrap
 
 TEST_SANDBOX_UIDS = range(65200, 65232)
 
 
 @pytest.fixture(autouse=True)
 def _test_sandbox_uids(monkeypatch):
-    monkeypatch.setattr(sandbox, "SANDBOX_UIDS", TEST_SANDBOX_UIDS)
+    monkeypatch.setattr(bwrap, "SANDBOX_UIDS", TEST_SANDBOX_UIDS)

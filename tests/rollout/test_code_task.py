@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import random
 
+from counterpoint.rollout.config import CodeReward, SandboxConfig
 from counterpoint.rollout.records import Prompt
-from counterpoint.rollout.sandbox import SandboxLimits
 from counterpoint.rollout.tasks.base import TaskSource
 from counterpoint.rollout.tasks.code import CodeDomain, function_body
 
-DOMAIN = CodeDomain(SandboxLimits(cpu_seconds=1, wall_seconds=2.0))
+DOMAIN = CodeDomain(CodeReward(sandbox=SandboxConfig(cpu_seconds=1, wall_seconds=2.0)))
 
 # "return x plus 3", with tests chosen so that ` x * 2` passes exactly one of them.
 PLUS_3 = Prompt(

@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from counterpoint.rollout.sandbox import SandboxLimits
-from counterpoint.rollout.sandbox_harness import count_check_tests, decode, encode
+from counterpoint.rollout.config import CodeReward, SandboxConfig
+from counterpoint.rollout.rewards.sandbox.harness import count_check_tests, decode, encode
 from counterpoint.rollout.tasks.base import TaskSource
 from counterpoint.rollout.tasks.humaneval import HumanEvalDomain, function_block, humaneval_problems
 
-DOMAIN = HumanEvalDomain(SandboxLimits(cpu_seconds=2, wall_seconds=6.0))
+DOMAIN = HumanEvalDomain(CodeReward(sandbox=SandboxConfig(cpu_seconds=2, wall_seconds=6.0)))
 # 32 and 38 call helpers from the prompt, 33 calls the function by name, 0 and 2 compare floats.
 SAMPLE_IDS = ("HumanEval/0", "HumanEval/2", "HumanEval/32", "HumanEval/33", "HumanEval/38", "HumanEval/53")
 

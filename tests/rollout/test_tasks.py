@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from counterpoint.rollout.tasks import TaskSource, build_domain
+from counterpoint.rollout.domains import build_domain
+from counterpoint.rollout.tasks import TaskSource
 from counterpoint.rollout.tasks.base import is_eval_text
 from counterpoint.rollout.tasks.creative import CreativeDomain, novelty, quality_gate
 from counterpoint.rollout.tasks.math import MathDomain

@@ -4,9 +4,10 @@ The program sees a read-only /usr, a private /proc, /dev and a small in-memory /
 else of the host: no /etc, no /home, no network (all namespaces are unshared), no environment
 variables. It runs Debian's /usr/bin/python3 under an unprivileged uid/gid of its own (one of
 SANDBOX_UIDS, a different one for each run at the same time) with CPU, address-space, process and
-file-size limits and a seccomp filter (seccomp_filter.py), under a wall-clock timeout, and its
+file-size limits and a seccomp filter (`seccomp.py`), under a wall-clock timeout, and its
 output is read up to a cap. A run costs 20-30 ms; no Docker or daemon is needed, only the
-`bubblewrap` package and root to start it.
+`bubblewrap` package and root to start it. The limits are the code domain's config section
+(`SandboxConfig`, `domains.<name>.reward.sandbox`), whose defaults are declared there once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from counterpoint.rollout.config import SandboxConfig
+
 SANDBOX_PYTHON = "/usr/bin/python3"
 NOBODY = 65534
 SANDBOX_UIDS = range(65100, 65132)
@@ -44,25 +47,6 @@ class SandboxUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class SandboxLimits:
-    cpu_seconds: int = 2
-    memory_bytes: int = 256 * 2**20
-    """Address-space limit (RLIMIT_AS) of every process in the sandbox."""
-    max_processes: int = 16
-    """RLIMIT_NPROC, counted over all processes of the run's uid on the host (bwrap, the harness and
-    the candidate's process take 3)."""
-    max_file_bytes: int = 2**20
-    tmp_bytes: int = 16 * 2**20
-    """Size of the in-memory /tmp, so many small files cannot fill the host's RAM."""
-    wall_seconds: float = 5.0
-    max_output_bytes: int = 16 * 2**10
-    """Cap on each of stdout and stderr; the rest is read and discarded."""
-    seccomp: bool = True
-    """Load the system call filter of `seccomp_filter.py` (x86_64, aarch64). Off only where the machine
-    has no table for it; the other layers remain."""
-
-
-@dataclass(frozen=True)
 class SandboxResult:
     returncode: int
     stdout: str
@@ -72,7 +56,7 @@ class SandboxResult:
     duration_s: float
 
 
-def _bwrap_argv(file_fds: dict[str, int], limits: SandboxLimits, args: Sequence[str],
+def _bwrap_argv(file_fds: dict[str, int], limits: SandboxConfig, args: Sequence[str],
                 seccomp_fd: int | None = None) -> list[str]:
     """`file_fds` maps paths under /tmp (the program at /tmp/main.py first) to descriptors of their
     contents; `seccomp_fd` reads the compiled system call filter."""
@@ -112,7 +96,7 @@ def _bwrap_argv(file_fds: dict[str, int], limits: SandboxLimits, args: Sequence[
     ]  # fmt: skip
 
 
-def _set_limits(limits: SandboxLimits) -> None:
+def _set_limits(limits: SandboxConfig) -> None:
     # Runs in the forked child after Popen dropped to the sandbox uid (CPython does the drop before
     # calling preexec_fn): root ignores RLIMIT_NPROC, so it only holds once the uid is dropped.
     # Only setrlimit here: preexec_fn runs in a forked copy of a possibly threaded process.
@@ -220,18 +204,19 @@ def _kill(proc: subprocess.Popen) -> None:
 
 @lru_cache(maxsize=1)
 def _seccomp_program() -> bytes:
-    from counterpoint.rollout.seccomp_filter import SeccompUnsupported, seccomp_program
+    from counterpoint.rollout.rewards.sandbox.seccomp import SeccompUnsupported, seccomp_program
 
     try:
         return seccomp_program()
     except SeccompUnsupported as e:
-        raise SandboxUnavailable(f"{e}; set code_sandbox.seccomp=false to run code without the system call "
-                                 "filter (the namespaces, uid and limits still apply)") from e
+        raise SandboxUnavailable(f"{e}; set domains.<name>.reward.sandbox.seccomp=false for the code domain to "
+                                 "run code without the system call filter (the namespaces, uid and limits still "
+                                 "apply)") from e
 
 
 def run_python(
     source: str,
-    limits: SandboxLimits,
+    limits: SandboxConfig,
     *,
     args: Sequence[str] = (),
     files: Mapping[str, str | bytes] | None = None,
@@ -303,13 +288,14 @@ def run_python(
     )
 
 
-def check_sandbox() -> None:
-    """Raise SandboxUnavailable with what to do unless a trivial program runs in the sandbox."""
+def check_sandbox(limits: SandboxConfig | None = None) -> None:
+    """Raise SandboxUnavailable with what to do unless a trivial program runs in the sandbox under
+    `limits` (a domain's own, so a filter turned off there is off here too; None: the defaults)."""
     if shutil.which("bwrap") is None:
         raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {_INSTALL_HINT}")
     if not os.path.exists(SANDBOX_PYTHON):
         raise SandboxUnavailable(f"the sandbox runs {SANDBOX_PYTHON}, which is missing: {_INSTALL_HINT}")
-    result = run_python("print(6 * 7)", SandboxLimits())
+    result = run_python("print(6 * 7)", limits or SandboxConfig())
     if result.returncode != 0 or result.stdout.strip() != "42":
         reason = f"exit {result.returncode}: {result.stderr.strip()[:500]}"
         raise SandboxUnavailable(f"bubblewrap (bwrap) cannot start a trivial program ({reason})")

@@ -14,9 +14,9 @@ changes. Every other call is allowed. A call from another ABI (32-bit int 0x80 o
 kills the process, so the table cannot be bypassed by a different system call numbering.
 
 Tables for x86_64 and aarch64 (checked against the kernel's headers by
-tests/rollout/test_seccomp.py where linux-libc-dev is installed; run on x86_64 only). On another
-machine `seccomp_program()` raises, and the sandbox refuses to run code unless
-`SandboxLimits.seccomp` is off (with the other layers still in place).
+tests/rollout/rewards/sandbox/test_seccomp.py where linux-libc-dev is installed; run on x86_64
+only). On another machine `seccomp_program()` raises, and the sandbox refuses to run code unless
+the code domain's `reward.sandbox.seccomp` is off (with the other layers still in place).
 """
 
 from __future__ import annotations

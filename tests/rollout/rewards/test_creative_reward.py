@@ -8,14 +8,21 @@ import random
 import numpy as np
 import pytest
 
-from counterpoint.rollout.judge import Judge, engine_generate, parse_score
-from counterpoint.rollout.novelty import RollingMemory, embedding_novelty, jaccard, lexical_novelty, minhash, trigrams
+from counterpoint.rollout.config import CreativeReward
 from counterpoint.rollout.records import Sample
+from counterpoint.rollout.rewards.judge import Judge, engine_generate, parse_score
+from counterpoint.rollout.rewards.novelty import (
+    RollingMemory,
+    embedding_novelty,
+    jaccard,
+    lexical_novelty,
+    minhash,
+    trigrams,
+)
 from counterpoint.rollout.tasks.creative import (
     LONG_TEXT_GATE,
     CreativeDomain,
     CreativeScorer,
-    CreativeWeights,
     GateRules,
     novelty,
     quality_gate,
@@ -116,7 +123,7 @@ def test_judge_prompt_fences_the_response():
 
 def test_scorer_combines_gate_novelty_and_judge_and_drops_an_unparsed_judgement():
     judge = Judge(StubGenerate(["9", "no idea", "1"]))
-    scorer = CreativeScorer(CreativeWeights(novelty=1.0, judge=3.0), novelty_reduce="max", judge=judge)
+    scorer = CreativeScorer(CreativeReward(novelty_weight=1.0, judge_weight=3.0, novelty_reduce="max"), judge=judge)
     texts = ["the pale sea sings at dawn", "a cold wind over the sea", "the slow sea falls far away", "sea"]
     scores = scorer.score("Write a line about the sea.", texts, topic="sea")
     novelties = [s.info["novelty"] for s in scores]
@@ -130,7 +137,7 @@ def test_scorer_combines_gate_novelty_and_judge_and_drops_an_unparsed_judgement(
 
 def test_scorer_needs_a_judge_for_a_judge_weight():
     with pytest.raises(ValueError, match="needs a judge"):
-        CreativeScorer(CreativeWeights(novelty=0.5, judge=0.5))
+        CreativeScorer(CreativeReward(novelty_weight=0.5, judge_weight=0.5))
 
 
 def test_default_creative_domain_keeps_the_original_reward():
@@ -145,7 +152,7 @@ def test_default_creative_domain_keeps_the_original_reward():
 
 
 def test_embedding_scorer_with_minilm():
-    scorer = CreativeScorer(novelty_kind="embedding", novelty_reduce="max", memory_size=8)
+    scorer = CreativeScorer(CreativeReward(novelty_kind="embedding", novelty_reduce="max", memory_size=8))
     same = scorer.score("", ["The cat sat on the mat.", "A cat was sitting on the mat."], topic=None)
     other = scorer.score("", ["Quarterly revenue rose by nine percent."], topic=None)
     # The gate's default length window (4-14 words) passes all three.

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from counterpoint.rollout.math_check import MathChecker, MathCheckLimits, extract_answer, last_boxed
+from counterpoint.rollout.config import MathReward
 from counterpoint.rollout.records import Prompt
+from counterpoint.rollout.rewards.math_check import MathChecker, extract_answer, last_boxed
 from counterpoint.rollout.tasks.base import TaskSource
 from counterpoint.rollout.tasks.math import ChampDomain, GsmDomain, MathDomain, champ_problems
 
@@ -18,7 +19,7 @@ PATHOLOGICAL = "\\boxed{9^{9^{9^{9^{9}}}}}"  # sympy computes the tower: minutes
 
 
 def _warm_checker(timeout_seconds: float):
-    c = MathChecker(MathCheckLimits(timeout_seconds=timeout_seconds))
+    c = MathChecker(MathReward(timeout_seconds=timeout_seconds))
     c.warm_up()  # children started before any clock runs
     yield c
     c.close()
@@ -75,7 +76,7 @@ def test_gold_first(checker):
 
 
 def test_very_long_output_is_cut_to_its_tail(checker, monkeypatch):
-    from counterpoint.rollout.math_check import _Child
+    from counterpoint.rollout.rewards.math_check import _Child
 
     sent, send = [], _Child.send
     monkeypatch.setattr(_Child, "send", lambda child, batch: (sent.append(batch), send(child, batch))[1])
@@ -165,7 +166,7 @@ def test_a_child_kept_off_the_cpu_is_not_timed_out():
     import os
     import signal
 
-    checker = MathChecker(MathCheckLimits(timeout_seconds=0.5, wall_factor=20.0))
+    checker = MathChecker(MathReward(timeout_seconds=0.5, wall_factor=20.0))
     try:
         checker.warm_up()
         child = checker.pids()[0]
@@ -184,7 +185,7 @@ def test_the_wall_clock_still_bounds_a_check():
     import os
     import signal
 
-    checker = MathChecker(MathCheckLimits(timeout_seconds=0.2, wall_factor=5.0))
+    checker = MathChecker(MathReward(timeout_seconds=0.2, wall_factor=5.0))
     try:
         checker.warm_up()
         os.kill(checker.pids()[0], signal.SIGSTOP)  # never runs again: killed by the parent

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from counterpoint.rollout.code_check import io_tests
+from counterpoint.rollout.config import CodeReward, SandboxConfig
 from counterpoint.rollout.records import Prompt
-from counterpoint.rollout.sandbox import NOBODY, SandboxLimits, leftover_processes
+from counterpoint.rollout.rewards.code_check import io_tests
+from counterpoint.rollout.rewards.sandbox.bwrap import NOBODY, leftover_processes
 from counterpoint.rollout.tasks.code import CodeDomain
 
 # A call may take 1.5 s (CPU limit + 0.5 s), the whole run 5 s: room for a loaded host.
-DOMAIN = CodeDomain(SandboxLimits(cpu_seconds=1, wall_seconds=5.0))
+DOMAIN = CodeDomain(CodeReward(sandbox=SandboxConfig(cpu_seconds=1, wall_seconds=5.0)))
 PROMPT = Prompt("code", "code/adversarial/0", "def f(x):\n", {"entry": "f", "tests": [[[3], 6], [[0], 3], [[1], 4], [[5], 8]]})
 REPO_FILE = Path(__file__).resolve()
 SECRET = "hunter2-counterpoint-secret"

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from counterpoint.rollout import sandbox
-from counterpoint.rollout.sandbox import (
-    SandboxLimits,
+from counterpoint.rollout.config import SandboxConfig
+from counterpoint.rollout.rewards.sandbox import bwrap
+from counterpoint.rollout.rewards.sandbox.bwrap import (
     SandboxUnavailable,
     check_sandbox,
     leftover_processes,
@@ -20,7 +20,7 @@ from counterpoint.rollout.sandbox import (
 
 # The wall clock is well above the CPU limit: on a loaded 2-core host a second of CPU time can
 # take a few seconds, and a test of the CPU limit must not be ended by the wall clock instead.
-FAST = SandboxLimits(cpu_seconds=1, wall_seconds=4.0)
+FAST = SandboxConfig(cpu_seconds=1, wall_seconds=4.0)
 
 
 def _sandbox_processes() -> list[str]:
@@ -37,7 +37,7 @@ def test_check_sandbox_passes():
 
 
 def test_check_sandbox_says_how_to_install_when_bwrap_missing(monkeypatch):
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bwrap.shutil, "which", lambda name: None)
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
         check_sandbox()
 
@@ -61,7 +61,7 @@ def test_busy_loop_is_stopped_by_the_cpu_limit():
 
 def test_sleeping_program_is_stopped_by_the_wall_clock():
     # 2 s: time for bubblewrap and Python to start on a loaded machine, far below the 60 s sleep
-    limits = SandboxLimits(cpu_seconds=1, wall_seconds=2.0)
+    limits = SandboxConfig(cpu_seconds=1, wall_seconds=2.0)
     result = run_python("import time\nprint('started', flush=True)\ntime.sleep(60)", limits)
     assert result.timed_out and result.stdout == "started\n"
     assert result.duration_s < limits.wall_seconds + 1.0
@@ -147,7 +147,7 @@ open("/etc/shadow")
 """
     result = run_python(source, FAST)
     exists_shadow, exists_root, uid = result.stdout.split()
-    assert (exists_shadow, exists_root) == ("False", "False") and int(uid) in sandbox.SANDBOX_UIDS
+    assert (exists_shadow, exists_root) == ("False", "False") and int(uid) in bwrap.SANDBOX_UIDS
     assert "FileNotFoundError" in result.stderr
 
 
@@ -166,7 +166,7 @@ def test_huge_output_is_capped():
 
 
 def test_no_sandbox_process_outlives_a_timeout():
-    run_python("import os, time\nos.fork()\ntime.sleep(60)", SandboxLimits(cpu_seconds=1, wall_seconds=0.3))
+    run_python("import os, time\nos.fork()\ntime.sleep(60)", SandboxConfig(cpu_seconds=1, wall_seconds=0.3))
     assert _sandbox_processes() == []
 
 
@@ -190,7 +190,7 @@ def test_a_fork_bomb_does_not_starve_a_run_beside_it():
     bomb = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.05)"
     honest = "import os, time\ntime.sleep(0.3)\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\nprint('forked')"
     with ThreadPoolExecutor(max_workers=2) as pool:
-        bombed = pool.submit(run_python, bomb, SandboxLimits(cpu_seconds=1, wall_seconds=1.5))
+        bombed = pool.submit(run_python, bomb, SandboxConfig(cpu_seconds=1, wall_seconds=1.5))
         time.sleep(0.2)  # let the bomb fill its process slots first
         beside = pool.submit(run_python, honest, FAST)
         assert beside.result().stdout == "forked\n", beside.result().stderr

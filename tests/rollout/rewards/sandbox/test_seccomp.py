@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from counterpoint.rollout.sandbox import SandboxLimits, run_python
-from counterpoint.rollout.seccomp_filter import (
+from counterpoint.rollout.config import SandboxConfig
+from counterpoint.rollout.rewards.sandbox.bwrap import run_python
+from counterpoint.rollout.rewards.sandbox.seccomp import (
     AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64, DENIED_AARCH64, DENIED_X86_64, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO,
     SECCOMP_RET_KILL_PROCESS, SeccompUnsupported, seccomp_program,
 )
@@ -91,7 +92,7 @@ print(status[0], *results)
 
 
 def test_bubblewrap_loads_the_filter():
-    result = run_python(PROBE, SandboxLimits())
+    result = run_python(PROBE, SandboxConfig())
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "keyctl=EPERM", "userfaultfd=EPERM", "kcmp=EPERM", "getpid=ran"]
 
@@ -99,7 +100,7 @@ def test_bubblewrap_loads_the_filter():
 def test_without_the_filter_those_calls_reach_the_kernel():
     # the same program with seccomp off: these calls work in the sandbox, so the filter is
     # what stops them above (this kernel allows unprivileged keyrings, user-mode userfaultfd, kcmp)
-    result = run_python(PROBE, SandboxLimits(seccomp=False))
+    result = run_python(PROBE, SandboxConfig(seccomp=False))
     assert result.returncode == 0, result.stderr
     fields = result.stdout.split()
     assert fields[0] == "0" and "getpid=ran" in fields
@@ -107,5 +108,5 @@ def test_without_the_filter_those_calls_reach_the_kernel():
 
 
 def test_a_call_through_another_abi_kills_the_program():
-    result = run_python("import ctypes\nctypes.CDLL(None).syscall(0x40000000 | 39)\nprint('survived')", SandboxLimits())
+    result = run_python("import ctypes\nctypes.CDLL(None).syscall(0x40000000 | 39)\nprint('survived')", SandboxConfig())
     assert result.returncode == 128 + 31 and "survived" not in result.stdout  # SIGSYS
