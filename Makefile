@@ -1,16 +1,28 @@
 # The two commands of the README: `make run` (set up, then the embedded default run) and
-# `make test` (set up, then the test suite). Both are idempotent on a fresh machine.
+# `make test` (set up, lint, then the test suite). All are idempotent on a fresh machine.
 VENV ?= .venv
 export VENV
 
-.PHONY: setup run test test-unit clean-cache
+.PHONY: setup run test test-unit lint fix clean-cache
 setup:
 	@bash scripts/setup.sh
 
 run: setup
 	$(VENV)/bin/counterpoint run
 
-test: setup
+# Both checks run (and both report) before the status says whether either failed.
+lint: setup
+	@status=0; \
+	$(VENV)/bin/ruff check . || status=1; \
+	$(VENV)/bin/ruff format --check . || status=1; \
+	exit $$status
+
+# Apply what `make lint` asks for: the safe lint fixes, then the formatter.
+fix: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: setup lint
 	$(VENV)/bin/python -m pytest -q
 
 test-unit: setup

@@ -1,4 +1,8 @@
-"""The `counterpoint` command line."""
+"""The cluster's commands: `counterpoint run`, `config`, `submit` and `job`.
+
+The `counterpoint` command itself is `counterpoint.cli`, which adds these with `register(sub)`
+and runs them with `main_for(args)`; this package knows nothing of the control plane's commands.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,8 @@ import sys
 from pathlib import Path
 
 from counterpoint.cluster import jobs_cli
-from counterpoint.services import cli as services_cli
 
-DESCRIPTION = """\
-Counterpoint: distributed RL post-training for language models on several task domains at once
-(math, code, creative), with per-domain entropy, diversity and reward visible at every step.
-
-`counterpoint run` with no arguments trains the built-in tiny model on this machine through the
-whole distributed path: an embedded Ray cluster, a vLLM rollout engine, reward workers per domain
-and a 2-rank DeepSpeed learner. It writes everything to runs/<run_id>/.
-"""
+COMMANDS = ("run", "config", *jobs_cli.COMMANDS)
 
 RUN_EPILOG = """\
 examples:
@@ -40,11 +36,8 @@ def _add_config_args(p: argparse.ArgumentParser, with_config: bool = True) -> No
                    help="override one config field, e.g. --set learner.ranks=1 (repeatable)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="counterpoint", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def register_run(sub: argparse._SubParsersAction) -> None:
+    """Add `run` to the `counterpoint` subparsers."""
     run = sub.add_parser("run", help="train: the embedded default when given no arguments",
                          description="Run one RL training job (embedded Ray unless cluster.address is set).",
                          epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,26 +46,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", metavar="DIR", help="shorthand for --set run.output_dir=DIR")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint (its own config, plus any --set/--steps)")
     run.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
-    services_cli.register(sub)
+
+
+def register_jobs(sub: argparse._SubParsersAction) -> None:
+    """Add `submit` and `job` to the `counterpoint` subparsers."""
     jobs_cli.register(sub, _add_config_args)
+
+
+def register_config(sub: argparse._SubParsersAction) -> None:
+    """Add `config` to the `counterpoint` subparsers."""
     cfg = sub.add_parser("config", help="validate a config and print it resolved, as JSON",
                          description="Validate a config (with overrides) and print the resolved tree.")
     _add_config_args(cfg)
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.version:
-        from counterpoint import __version__
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add every command of this package (`COMMANDS`) to the `counterpoint` subparsers."""
+    register_run(sub)
+    register_jobs(sub)
+    register_config(sub)
 
-        print(f"counterpoint {__version__}")
-        return 0
-    if args.command is None:
-        build_parser().print_help()
-        return 0
-    if args.command in services_cli.COMMANDS:
-        return services_cli.main_for(args)
+
+def main_for(args: argparse.Namespace) -> int:
+    """Run one of `COMMANDS`; the exit status (2 for a config that cannot be used)."""
     if args.command in jobs_cli.COMMANDS:
         return jobs_cli.main_for(args)
     from counterpoint.config import ConfigError, load_config, resolved_json
@@ -109,7 +105,7 @@ def _run(config, quiet: bool, resume: Path | None) -> int:
 
     from counterpoint.cluster.launch import run_training
     from counterpoint.config import ConfigError
-    from counterpoint.rollout.sandbox import SandboxUnavailable
+    from counterpoint.rollout.rewards.sandbox.bwrap import SandboxUnavailable
 
     # SIGTERM (a scheduler, `kill PID`) unwinds like Ctrl-C, so the run records the stop and
     # shuts its own Ray cluster down instead of leaving processes behind.
@@ -143,6 +139,3 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  {domain:<9} {key:<12} {ev['start'][key]:.3f} -> {ev['end'][key]:.3f}")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,6 +10,8 @@ from counterpoint.configbase import Section
 
 
 class ClusterConfig(Section):
+    """The Ray cluster the run's actors are placed on, and what each actor asks it for."""
+
     address: str | None = None
     """Ray address to join (e.g. "ray://head:10001" or "auto"); None starts an embedded cluster."""
     num_cpus: int = Field(8, ge=1)

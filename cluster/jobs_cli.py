@@ -87,6 +87,15 @@ def main_for(args) -> int:
         return 1
 
 
+def submitter(address: str, *, token_file: str | None, no_auth: bool):
+    """A `(config, name) -> job id` that submits runs to the Ray Jobs API at `address` (what
+    `counterpoint serve --ray-address` gives POST /v1/runs). JobError when auth cannot be set up."""
+    from counterpoint.cluster import jobs
+
+    jobs.configure_auth(address, token_file=token_file, no_auth=no_auth)
+    return lambda cfg, name: jobs.submit(address, cfg, name=name)
+
+
 def _follow(address: str, job_id: str) -> int:
     from counterpoint.cluster import jobs
 

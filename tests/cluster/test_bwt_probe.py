@@ -15,11 +15,11 @@ pytestmark = pytest.mark.integration
 
 def test_bwt_policy_probes_then_trains_in_the_chosen_order(tmp_path, model_cache):
     from counterpoint.cluster.launch import run_training
-    from counterpoint.services.controller import ScheduleController
+    from counterpoint.trainer.curriculum.controller import ScheduleController
 
     cfg = load_config(overrides=small_overrides(
-        tmp_path, model_cache, "learner.learning_rate=0.01", "schedule.policy=bwt", "schedule.order=[math, creative]",
-        "schedule.probe_steps=1", "schedule.steps_per_stage=1"))
+        tmp_path, model_cache, "learner.learning_rate=0.01", "schedule.policy=bwt", "schedule.policy.order=[math, creative]",
+        "schedule.policy.probe_steps=1", "schedule.policy.steps_per_stage=1"))
     run = RunFolder(tmp_path / "runs" / "bwt")
     run_training(cfg, run)
 

@@ -46,7 +46,7 @@ def test_two_real_steps(tmp_path, model_cache):
     assert [r["step"] for r in records if r["kind"] == "eval"] == [0, 2]
     # every step records the schedule version it applied; the controller persisted it
     assert [r["schedule"]["version"] for r in steps] == [1, 1]
-    from counterpoint.services.controller import ScheduleController
+    from counterpoint.trainer.curriculum.controller import ScheduleController
 
     status = ScheduleController(run.path).status()
     assert status["status"] == "finished" and status["step"] == 2

@@ -50,7 +50,7 @@ def test_stop_midway_and_resume(tmp_path, model_cache):
     state = json.loads((run_dir / "checkpoint" / "driver_state.json").read_text())
     assert state["step"] == 5
     # the schedule history survived: the versions every step applied, in the controller's state
-    from counterpoint.services.controller import ScheduleController
+    from counterpoint.trainer.curriculum.controller import ScheduleController
 
     controller = ScheduleController(run_dir)
     assert [controller.applied_version(s) for s in range(1, 6)] == [1] * 5

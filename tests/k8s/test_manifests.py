@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from counterpoint.cluster import k8s_validate as kv
+import k8s_validate as kv  # tools/k8s_validate.py; pytest's `pythonpath` puts tools/ on sys.path
 from counterpoint.config import config_from_dict
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from counterpoint.services.app import create_app
 from counterpoint.services.auth import Auth, AuthConfigError, Principal
 from counterpoint.services.backend import LocalBackend
 from counterpoint.services.client import ControlPlaneClient
-from counterpoint.services.controller import ScheduleController
+from counterpoint.trainer.curriculum.controller import ScheduleController
 
 OPERATOR, VIEWER = "op-token-0123456789abcdef", "viewer-token-0123456789ab"
 OP = {"Authorization": f"Bearer {OPERATOR}"}
@@ -123,10 +123,10 @@ def test_runs_status_and_schedule(client):
 
 def test_metrics_and_applied_versions(client, runs):
     driver = ScheduleController(runs / "demo")  # the training run's own controller on the folder
-    driver.next_plan(1)
+    driver.next_plan(1, 60)
     driver.report(1, {"math": {"reward_mean": 0.25}})
     client.patch("/v1/runs/demo/stages/structured/domains/math", headers=OP, json={"weight": 1.0})
-    driver.next_plan(2)
+    driver.next_plan(2, 60)
     driver.report(2, {"math": {"reward_mean": 0.5}})
     records = client.get("/v1/runs/demo/metrics?since=0", headers=VIEW).json()["records"]
     assert [(r["step"], r["schedule_version"]) for r in records] == [(1, 1), (2, 2)]
@@ -226,7 +226,7 @@ def test_unknown_run_and_bad_path(client):
 def test_finished_stage_and_finished_run(client, runs):
     driver = ScheduleController(runs / "demo")
     for step in (1, 2):
-        driver.next_plan(step)
+        driver.next_plan(step, 60)
         driver.report(step, {})  # "structured" finishes after 2 steps
     r = client.post("/v1/runs/demo/resume", headers=OP, json={"stage": "structured"})
     assert r.status_code == 409 and r.json()["field"] == "stage" and "finished" in r.json()["detail"]

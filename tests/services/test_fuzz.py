@@ -16,7 +16,7 @@ from schemathesis.checks import not_a_server_error
 from counterpoint.services.app import create_app
 from counterpoint.services.auth import Auth
 from counterpoint.services.backend import LocalBackend
-from counterpoint.services.controller import ScheduleController
+from counterpoint.trainer.curriculum.controller import ScheduleController
 
 OPERATOR = "op-token-0123456789abcdef"
 EXAMPLES_PER_OPERATION = 15

@@ -1,0 +1,59 @@
+"""The `counterpoint` command: the cluster's commands and the control plane's, side by side.
+
+`counterpoint.cluster.cli` owns `run`, `config`, `submit` and `job`; `counterpoint.services.cli`
+owns `schedule` and `serve`. Neither package imports the other: this module composes their
+subcommands and hands `serve` the cluster's Ray-job submitter (for `serve --ray-address`).
+Heavy frameworks (ray, vllm, deepspeed, uvicorn) load only inside the command that needs them,
+so `counterpoint --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from counterpoint.cluster import cli as cluster_cli
+from counterpoint.cluster import jobs_cli
+from counterpoint.services import cli as services_cli
+
+DESCRIPTION = """\
+Counterpoint: distributed RL post-training for language models on several task domains at once
+(math, code, creative), with per-domain entropy, diversity and reward visible at every step.
+
+`counterpoint run` with no arguments trains the built-in tiny model on this machine through the
+whole distributed path: an embedded Ray cluster, a vLLM rollout engine, reward workers per domain
+and a 2-rank DeepSpeed learner. It writes everything to runs/<run_id>/.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="counterpoint", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # The order `counterpoint --help` lists them in: train, steer, cluster jobs, check a config.
+    cluster_cli.register_run(sub)
+    services_cli.register(sub)
+    cluster_cli.register_jobs(sub)
+    cluster_cli.register_config(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        from counterpoint import __version__
+
+        print(f"counterpoint {__version__}")
+        return 0
+    if args.command is None:
+        build_parser().print_help()
+        return 0
+    if args.command in services_cli.COMMANDS:
+        return services_cli.main_for(args, make_submitter=jobs_cli.submitter)
+    return cluster_cli.main_for(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
