@@ -15,9 +15,9 @@ import ray
 from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.rollout.engine import RolloutEngine
 from counterpoint.rollout.records import Prompt, Sample, ScoredSample
-from counterpoint.rollout.reward_worker import RewardWorker
-from counterpoint.services.controller import ScheduleController
+from counterpoint.rollout.rewards.reward_worker import RewardWorker
 from counterpoint.trainer.batch import UpdatePlan
+from counterpoint.trainer.curriculum.plan import StageKind
 from counterpoint.trainer.learner import Learner
 from counterpoint.trainer.metrics import merge_learner_sums
 
@@ -200,7 +200,7 @@ class RayLearnerGroup:
                 raise LearnerFailure(f"a learner rank died: {type(err).__name__}") from err
         return ray.get(refs)
 
-    def train_step(self, plan: UpdatePlan, entropy_coefs, kind: str = "rl") -> dict:
+    def train_step(self, plan: UpdatePlan, entropy_coefs, kind: StageKind) -> dict:
         results = self._all([r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs, kind) for i, r in enumerate(self.ranks)])
         return {"domains": merge_learner_sums(results), "grad_norm": results[0]["grad_norm"],
                 "optimizer_steps": results[0]["optimizer_steps"]}
@@ -229,41 +229,3 @@ def _master_address(_actor, loopback: bool) -> tuple[str, int]:
     with socket.socket() as s:
         s.bind((host, 0))
         return host, s.getsockname()[1]
-
-
-ScheduleControllerActor = ray.remote(ScheduleController)
-
-
-class RayController:
-    """The run's schedule controller, a named Ray actor (`counterpoint-<run_id>-controller`).
-
-    It restores itself from `<run_dir>/controller.json` when Ray restarts it, so a killed
-    controller loses nothing; calls lost with it are issued again.
-    """
-
-    def __init__(self, actor, on_event=_no_events):
-        self.actor = actor
-        self.on_event = on_event
-
-    @classmethod
-    def create(cls, name: str, run_dir: str, stages, domains: list[str], on_event=_no_events, *,
-               author: str = "config", reason: str = "initial schedule from the run's config") -> "RayController":
-        actor = ScheduleControllerActor.options(name=name, num_cpus=0, **RESTARTABLE).remote(
-            run_dir, stages, domains=domains, author=author, reason=reason)
-        return cls(actor, on_event)
-
-    def _call(self, method: str, *args):
-        ref = getattr(self.actor, method).remote(*args)
-        return collect(self.actor, ref, lambda: getattr(self.actor, method).remote(*args), what="controller", on_event=self.on_event)
-
-    def next_plan(self, step: int):
-        return self._call("next_plan", step)
-
-    def report(self, step: int, metrics: dict) -> None:
-        self._call("report", step, metrics)
-
-    def finish(self) -> None:
-        self._call("finish")
-
-    def reopen(self, reason: str) -> None:
-        self._call("reopen", "resume", reason)
