@@ -52,12 +52,14 @@ def collect(actor, ref, reissue, *, what: str, on_event, retries: int = 3, timeo
         try:
             return ray.get(ref, timeout=timeout_s)
         except RECOVERABLE as err:
-            if attempt == retries:
+            # A RayTaskError is an answer from a live actor, or an argument that failed upstream
+            # (a dead learner rank's weights): nothing here died, so nothing to restart.
+            if attempt == retries or isinstance(err, ray.exceptions.RayTaskError):
                 raise
             if isinstance(err, ray.exceptions.GetTimeoutError):
                 ray.kill(actor, no_restart=False)  # a hung worker is replaced like a dead one
+            _await_restart(actor)  # raises if Ray will not restart it (its restarts are spent)
             on_event("actor_recovered", actor=what, attempt=attempt + 1, error=type(err).__name__)
-            _await_restart(actor)
             ref = reissue()
     raise AssertionError("unreachable")
 
@@ -92,11 +94,18 @@ class RayRollout:
         self.on_event = on_event
         self.weights_ref, self.version = None, 0
 
-    def generate(self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int, temperature: float) -> list[Sample]:
+    def generate(
+        self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int, temperature: float
+    ) -> list[Sample]:
         kwargs = dict(samples_per_prompt=samples_per_prompt, max_tokens=max_tokens, temperature=temperature)
-        calls = [(e, c, e.generate.remote(c, **kwargs)) for e, c in zip(self.engines, _split(prompts, len(self.engines))) if c]
+        calls = [
+            (e, c, e.generate.remote(c, **kwargs))
+            for e, c in zip(self.engines, _split(prompts, len(self.engines)))
+            if c
+        ]
         out = []
         for i, (engine, chunk, ref) in enumerate(calls):
+
             def reissue(engine=engine, chunk=chunk):
                 if self.weights_ref is not None:
                     ray.get(engine.update_weights.remote(self.weights_ref, self.version))
@@ -106,8 +115,12 @@ class RayRollout:
             if self.weights_ref is not None and any(x.policy_version != self.version for x in samples):
                 # Ray restarted this engine between calls (its constructor loaded the base model):
                 # give it the current weights and generate the chunk again.
-                self.on_event("engine_reloaded", actor=f"rollout-{i}", stale_version=samples[0].policy_version,
-                              version=self.version)
+                self.on_event(
+                    "engine_reloaded",
+                    actor=f"rollout-{i}",
+                    stale_version=samples[0].policy_version,
+                    version=self.version,
+                )
                 samples = ray.get(reissue())
             out += samples
         return out
@@ -116,7 +129,13 @@ class RayRollout:
         self.weights_ref, self.version = weights_ref, version
         refs = [e.update_weights.remote(weights_ref, version) for e in self.engines]
         return max(
-            collect(e, r, lambda e=e: e.update_weights.remote(weights_ref, version), what=f"rollout-{i}", on_event=self.on_event)
+            collect(
+                e,
+                r,
+                lambda e=e: e.update_weights.remote(weights_ref, version),
+                what=f"rollout-{i}",
+                on_event=self.on_event,
+            )
             for i, (e, r) in enumerate(zip(self.engines, refs))
         )
 
@@ -153,8 +172,14 @@ class RayRewards:
         for name, domain, worker, chunk, payload, ref in calls:
             # A crashed or hung reward actor is replaced and its groups scored again: never a
             # silent 0 for samples nobody checked.
-            group_scores, spent = collect(worker, ref, lambda w=worker, p=payload: w.score.remote(p),
-                                          what=name, on_event=self.on_event, timeout_s=self.timeout_s)
+            group_scores, spent = collect(
+                worker,
+                ref,
+                lambda w=worker, p=payload: w.score.remote(p),
+                what=name,
+                on_event=self.on_event,
+                timeout_s=self.timeout_s,
+            )
             seconds[domain] = max(seconds[domain], spent)  # pool members run in parallel
             for (_, idx), s_list in zip(chunk, group_scores):
                 for i, score in zip(idx, s_list):
@@ -170,14 +195,26 @@ class RayLearnerGroup:
         self.rollout = rollout
 
     @classmethod
-    def create(cls, world_size: int, rollout: RayRollout, *, loopback: bool, name_prefix: str, gpus_per_rank: float = 0.0,
-               **learner_kwargs) -> tuple["RayLearnerGroup", list[dict]]:
+    def create(
+        cls,
+        world_size: int,
+        rollout: RayRollout,
+        *,
+        loopback: bool,
+        name_prefix: str,
+        gpus_per_rank: float = 0.0,
+        **learner_kwargs,
+    ) -> tuple[RayLearnerGroup, list[dict]]:
         rank0 = LearnerActor.options(num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-0").remote(
-            0, world_size, **learner_kwargs)
+            0, world_size, **learner_kwargs
+        )
         address, port = ray.get(rank0.__ray_call__.remote(_master_address, loopback))
-        others = [LearnerActor.options(num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-{r}").remote(
-                      r, world_size, **learner_kwargs)
-                  for r in range(1, world_size)]
+        others = [
+            LearnerActor.options(num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-{r}").remote(
+                r, world_size, **learner_kwargs
+            )
+            for r in range(1, world_size)
+        ]
         ranks = [rank0, *others]
         infos = ray.get([r.setup.remote(address, port) for r in ranks])
         return cls(ranks, rollout), infos
@@ -187,27 +224,36 @@ class RayLearnerGroup:
         return len(self.ranks)
 
     def _all(self, refs: list) -> list:
-        """Every rank's result; a dead rank fails the whole step cleanly (the others would
-        block in a collective), as a LearnerFailure the launcher recovers from."""
+        """Every rank's result; a rank that dies or raises fails the whole step cleanly (the
+        others would block in a collective), as a LearnerFailure the launcher recovers from."""
         pending = list(refs)
-        while pending:  # one by one: a survivor may block in a collective its dead peer left
+        while pending:  # one by one: a survivor may block in a collective its failed peer left
             done, pending = ray.wait(pending, num_returns=1)
             try:
                 ray.get(done[0])
-            except ray.exceptions.RayActorError as err:
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
                 for rank in self.ranks:
                     ray.kill(rank, no_restart=True)  # the survivors hold a broken process group
-                raise LearnerFailure(f"a learner rank died: {type(err).__name__}") from err
+                if isinstance(err, ray.exceptions.RayActorError):
+                    raise LearnerFailure(f"a learner rank died: {type(err).__name__}") from err
+                raise LearnerFailure(f"a learner rank raised {type(err.cause).__name__}: {err.cause}") from err
         return ray.get(refs)
 
     def train_step(self, plan: UpdatePlan, entropy_coefs, kind: StageKind) -> dict:
-        results = self._all([r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs, kind) for i, r in enumerate(self.ranks)])
-        return {"domains": merge_learner_sums(results), "grad_norm": results[0]["grad_norm"],
-                "optimizer_steps": results[0]["optimizer_steps"]}
+        results = self._all(
+            [r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs, kind) for i, r in enumerate(self.ranks)]
+        )
+        return {
+            "domains": merge_learner_sums(results),
+            "grad_norm": results[0]["grad_norm"],
+            "optimizer_steps": results[0]["optimizer_steps"],
+        }
 
     def sync_weights(self, version: int) -> float:
         refs = [r.export_weights.remote() for r in self.ranks]
-        self._all(refs[1:])  # every rank joins a ZeRO-3 gather; rank 0's dict stays in the store
+        # Every rank joins a ZeRO-3 gather, and a rank dying in it is a LearnerFailure. Rank 0's dict
+        # stays in the store: for rank 0, a no-op call queued behind its export is waited on instead.
+        self._all([*refs[1:], self.ranks[0].__ray_ready__.remote()])
         return self.rollout.load_weights(refs[0], version)  # rank 0's dict goes by reference
 
     def save_checkpoint(self, directory, client_state: dict) -> None:
