@@ -5,28 +5,39 @@
 is based on a schedule version (stale → 409); every read a viewer token. A change is applied by
 the run at its next step boundary. Bad input answers a 4xx whose body names the field and what to
 fix; bodies over the size limit are refused (413) before they are parsed.
+
+This module holds the routes. The error model (the body of every error, the status codes and
+their descriptions, the exception handlers) and the body-size middleware are in errors.py.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query
 from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from counterpoint.services.auth import Auth, Principal, is_loopback
 from counterpoint.services.backend import RUN_ID_PATTERN, Backend, BackendUnavailable, RunNotFound
-from counterpoint.trainer.curriculum.controller import MAX_METRICS_RECORDS, ControllerStateError
+from counterpoint.services.errors import BodySizeLimit, error_response, error_responses, install_error_handlers
 from counterpoint.services.schemas import (
-    AdvanceRequest, AuditView, DomainPatch, ErrorBody, Health, MetricsView, PauseRequest, RunList, RunStatus,
-    ScheduleReplace, ScheduleView, SubmitRun, SubmittedRun, UnavailableRun,
+    AdvanceRequest,
+    AuditView,
+    DomainPatch,
+    Health,
+    MetricsView,
+    PauseRequest,
+    RunList,
+    RunStatus,
+    ScheduleReplace,
+    ScheduleView,
+    SubmitRun,
+    SubmittedRun,
+    UnavailableRun,
 )
-from counterpoint.trainer.curriculum.stages import ScheduleConflict, ScheduleError, StaleVersion, UnknownName
+from counterpoint.trainer.curriculum.controller import MAX_METRICS_RECORDS, ControllerStateError
 
 log = logging.getLogger(__name__)
 
@@ -49,140 +60,82 @@ and resume them, and change a domain's weight or entropy target while the run tr
   `field`. Bodies over 64 KiB get 413.
 """
 
-_ERRORS = {
-    400: "Malformed request (e.g. a bad Content-Length).",
-    401: "No bearer token, or an unknown one.",
-    403: "The token's role may not do this (viewer writing).",
-    404: "Unknown run, stage or domain.",
-    409: "Stale base_version (the body has current_version), a finished run, or a finished stage.",
-    413: "Request body over the size limit.",
-    422: "Invalid value; `field` names it.",
-    503: "The run's controller cannot be reached or its state cannot be read.",
-}
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "payload_too_large", 422: "invalid", 503: "unavailable"}
 
-
-def _responses(*codes: int) -> dict:
-    return {c: {"model": ErrorBody, "description": _ERRORS[c]} for c in codes}
-
-
-def _error(status: int, detail: str, *, error: str | None = None, headers: dict | None = None, **extra) -> JSONResponse:
-    body = ErrorBody(detail=detail, error=error or _CODES.get(status, "error"), **extra)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
-
-
-class BodySizeLimit:
-    """Refuse request bodies over `max_bytes` with 413 before the app parses them: by the
-    Content-Length header when there is one, else while reading the (chunked) body."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        too_large = _error(413, f"the request body is over the {self.max_bytes}-byte limit")
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None:
-            if not length.isdigit():
-                return await _error(400, "Content-Length must be a number of bytes")(scope, receive, send)
-            if int(length) > self.max_bytes:
-                return await too_large(scope, receive, send)
-        body, more = bytearray(), True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                return await too_large(scope, receive, send)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-def _field(loc) -> str:
-    parts = [p for p in loc if p not in ("body", "path", "query", "header")] or list(loc[:1])
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "body"
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(e["loc"]), "message": e["msg"].removeprefix("Value error, ")} for e in err.errors()]
-        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
-        return _error(422, f"{first['field']}: {first['message']}", field=first["field"], errors=errors)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        return _error(err.status_code, str(err.detail), headers=getattr(err, "headers", None))
-
-    @app.exception_handler(ScheduleError)
-    async def schedule_error(request: Request, err: ScheduleError) -> JSONResponse:
-        if isinstance(err, StaleVersion):
-            return _error(409, str(err), error="stale_version", field=err.field, current_version=err.current_version)
-        status = 404 if isinstance(err, UnknownName) else 409 if isinstance(err, ScheduleConflict) else 422
-        return _error(status, str(err), field=err.field)
-
-    @app.exception_handler(RunNotFound)
-    async def run_not_found(request: Request, err: RunNotFound) -> JSONResponse:
-        return _error(404, f"{err}; GET /v1/runs lists the runs", field="run_id")
-
-    @app.exception_handler(ControllerStateError)
-    @app.exception_handler(BackendUnavailable)
-    async def unavailable(request: Request, err: Exception) -> JSONResponse:
-        log.error("%s %s: %s", request.method, request.url.path, err)
-        return _error(503, str(err))
-
-
-def create_app(backend: Backend, auth: Auth, *, host: str = "127.0.0.1", max_body_bytes: int = MAX_BODY_BYTES,
-               submit: Callable[[Any, str | None], str] | None = None) -> FastAPI:
+def create_app(
+    backend: Backend,
+    auth: Auth,
+    *,
+    host: str = "127.0.0.1",
+    max_body_bytes: int = MAX_BODY_BYTES,
+    submit: Callable[[Any, str | None], str] | None = None,
+) -> FastAPI:
     """The control-plane app over `backend`. `host` is the address the server binds: with auth
     disabled, only a loopback address is accepted. `submit(config, name) -> job id` starts a run
     on a Ray cluster (POST /v1/runs); without it there is no such route."""
     if auth.disabled and not is_loopback(host):
-        raise ValueError(f"auth is disabled, so the control plane may only bind a loopback address, not {host!r}; "
-                         "configure tokens (COUNTERPOINT_TOKENS_FILE or COUNTERPOINT_OPERATOR_TOKEN) to serve beyond it")
-    app = FastAPI(title="Counterpoint control plane", version="1.0", description=DESCRIPTION,
-                  openapi_tags=[{"name": "runs", "description": "Runs and their status."},
-                                {"name": "schedule", "description": "Read and change a run's curriculum."},
-                                {"name": "observe", "description": "Per-step metrics and the audit log."},
-                                {"name": "probes", "description": "Liveness and readiness (no auth)."}])
+        raise ValueError(
+            f"auth is disabled, so the control plane may only bind a loopback address, not {host!r}; "
+            "configure tokens (COUNTERPOINT_TOKENS_FILE or COUNTERPOINT_OPERATOR_TOKEN) to serve beyond it"
+        )
+    app = FastAPI(
+        title="Counterpoint control plane",
+        version="1.0",
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "runs", "description": "Runs and their status."},
+            {"name": "schedule", "description": "Read and change a run's curriculum."},
+            {"name": "observe", "description": "Per-step metrics and the audit log."},
+            {"name": "probes", "description": "Liveness and readiness (no auth)."},
+        ],
+    )
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    _install_error_handlers(app)
+    install_error_handlers(app)
     viewer, operator = auth.dependency("viewer"), auth.dependency("operator")
-    run_id_param = PathParam(description="The run id (its folder name).", pattern=RUN_ID_PATTERN,
-                             openapi_examples={"run": {"value": "demo"}})
-    stage_param = PathParam(description="A stage name.", pattern=NAME_PATTERN, openapi_examples={"stage": {"value": "structured"}})
-    domain_param = PathParam(description="A domain of that stage.", pattern=NAME_PATTERN, openapi_examples={"domain": {"value": "math"}})
-    read_errors, write_errors = _responses(401, 403, 404, 422, 503), _responses(400, 401, 403, 404, 409, 413, 422, 503)
+    run_id_param = PathParam(
+        description="The run id (its folder name).", pattern=RUN_ID_PATTERN, openapi_examples={"run": {"value": "demo"}}
+    )
+    stage_param = PathParam(
+        description="A stage name.", pattern=NAME_PATTERN, openapi_examples={"stage": {"value": "structured"}}
+    )
+    domain_param = PathParam(
+        description="A domain of that stage.", pattern=NAME_PATTERN, openapi_examples={"domain": {"value": "math"}}
+    )
+    read_errors, write_errors = (
+        error_responses(401, 403, 404, 422, 503),
+        error_responses(400, 401, 403, 404, 409, 413, 422, 503),
+    )
 
-    @app.get("/healthz", tags=["probes"], response_model=Health, summary="Liveness",
-             description="200 while the process serves requests.")
+    @app.get(
+        "/healthz",
+        tags=["probes"],
+        response_model=Health,
+        summary="Liveness",
+        description="200 while the process serves requests.",
+    )
     def healthz() -> Health:
         return Health(status="ok")
 
-    @app.get("/readyz", tags=["probes"], response_model=Health, summary="Readiness",
-             description="200 when the backend can serve runs; 503 otherwise.", responses=_responses(503))
+    @app.get(
+        "/readyz",
+        tags=["probes"],
+        response_model=Health,
+        summary="Readiness",
+        description="200 when the backend can serve runs; 503 otherwise.",
+        responses=error_responses(503),
+    )
     def readyz():
         if not backend.ready():
-            return _error(503, "the backend is not ready (e.g. the runs folder does not exist)")
+            return error_response(503, "the backend is not ready (e.g. the runs folder does not exist)")
         return Health(status="ready", detail={"runs": len(backend.list_runs())})
 
-    @app.get("/v1/runs", tags=["runs"], response_model=RunList, summary="List runs",
-             description="Every run this control plane serves, with its status.", responses=_responses(401, 503))
+    @app.get(
+        "/v1/runs",
+        tags=["runs"],
+        response_model=RunList,
+        summary="List runs",
+        description="Every run this control plane serves, with its status.",
+        responses=error_responses(401, 503),
+    )
     def list_runs(who: Principal = Depends(viewer)) -> RunList:
         runs, unavailable = [], []
         for run_id in backend.list_runs():
@@ -195,81 +148,168 @@ def create_app(backend: Backend, auth: Auth, *, host: str = "127.0.0.1", max_bod
     if submit is not None:
         _add_submit_route(app, submit, operator)
 
-    @app.get("/v1/runs/{run_id}", tags=["runs"], response_model=RunStatus, summary="A run's status",
-             description="Last reported step, active stage, latest and applied schedule version.", responses=read_errors)
+    @app.get(
+        "/v1/runs/{run_id}",
+        tags=["runs"],
+        response_model=RunStatus,
+        summary="A run's status",
+        description="Last reported step, active stage, latest and applied schedule version.",
+        responses=read_errors,
+    )
     def run_status(run_id: str = run_id_param, who: Principal = Depends(viewer)) -> RunStatus:
         return RunStatus(**backend.controller(run_id).status())
 
-    @app.get("/v1/runs/{run_id}/schedule", tags=["schedule"], response_model=ScheduleView, summary="Get the schedule",
-             description="The stages in order with their progress; `version` asks for an older version as it was.",
-             responses=read_errors)
-    def get_schedule(run_id: str = run_id_param,
-                     version: int | None = Query(None, ge=1, description="An older version to show (default: the latest)."),
-                     who: Principal = Depends(viewer)) -> ScheduleView:
+    @app.get(
+        "/v1/runs/{run_id}/schedule",
+        tags=["schedule"],
+        response_model=ScheduleView,
+        summary="Get the schedule",
+        description="The stages in order with their progress; `version` asks for an older version as it was.",
+        responses=read_errors,
+    )
+    def get_schedule(
+        run_id: str = run_id_param,
+        version: int | None = Query(None, ge=1, description="An older version to show (default: the latest)."),
+        who: Principal = Depends(viewer),
+    ) -> ScheduleView:
         return ScheduleView(**backend.controller(run_id).get_schedule(version))
 
-    @app.put("/v1/runs/{run_id}/schedule", tags=["schedule"], response_model=ScheduleView, summary="Replace or reorder the schedule",
-             description="Replace the stage list, based on `base_version`. A reorder is the same stages in a new order; "
-                         "without `allow_stage_changes` a list that drops, adds or repeats a stage is refused (422). "
-                         "Finished stages must stay first and unchanged (409). If another stage is moved before the "
-                         "active one, it becomes active at the next step; the moved stage keeps its progress.",
-             responses=write_errors)
-    def put_schedule(body: ScheduleReplace, run_id: str = run_id_param, who: Principal = Depends(operator)) -> ScheduleView:
-        view = backend.controller(run_id).replace_schedule(body.base_version, body.stages, author=who.name,
-                                                           reason=body.reason, allow_stage_changes=body.allow_stage_changes)
+    @app.put(
+        "/v1/runs/{run_id}/schedule",
+        tags=["schedule"],
+        response_model=ScheduleView,
+        summary="Replace or reorder the schedule",
+        description="Replace the stage list, based on `base_version`. A reorder is the same stages in a new order; "
+        "without `allow_stage_changes` a list that drops, adds or repeats a stage is refused (422). "
+        "Finished stages must stay first and unchanged (409). If another stage is moved before the "
+        "active one, it becomes active at the next step; the moved stage keeps its progress.",
+        responses=write_errors,
+    )
+    def put_schedule(
+        body: ScheduleReplace, run_id: str = run_id_param, who: Principal = Depends(operator)
+    ) -> ScheduleView:
+        view = backend.controller(run_id).replace_schedule(
+            body.base_version,
+            body.stages,
+            author=who.name,
+            reason=body.reason,
+            allow_stage_changes=body.allow_stage_changes,
+        )
         return ScheduleView(**view)
 
-    @app.post("/v1/runs/{run_id}/pause", tags=["schedule"], response_model=ScheduleView, summary="Pause the run or a stage",
-              description="Without `stage`, the whole run waits at its next step boundary. With `stage`, that stage "
-                          "holds the run whenever it is the active one. Pausing what is already paused changes nothing.",
-              responses=write_errors)
-    def pause(run_id: str = run_id_param, body: PauseRequest | None = None, who: Principal = Depends(operator)) -> ScheduleView:
+    @app.post(
+        "/v1/runs/{run_id}/pause",
+        tags=["schedule"],
+        response_model=ScheduleView,
+        summary="Pause the run or a stage",
+        description="Without `stage`, the whole run waits at its next step boundary. With `stage`, that stage "
+        "holds the run whenever it is the active one. Pausing what is already paused changes nothing.",
+        responses=write_errors,
+    )
+    def pause(
+        run_id: str = run_id_param, body: PauseRequest | None = None, who: Principal = Depends(operator)
+    ) -> ScheduleView:
         body = body or PauseRequest()
-        return ScheduleView(**backend.controller(run_id).pause(body.stage, author=who.name, reason=body.reason,
-                                                               base_version=body.base_version))
+        return ScheduleView(
+            **backend.controller(run_id).pause(
+                body.stage, author=who.name, reason=body.reason, base_version=body.base_version
+            )
+        )
 
-    @app.post("/v1/runs/{run_id}/resume", tags=["schedule"], response_model=ScheduleView, summary="Resume the run or a stage",
-              description="Undo a pause. Resuming a finished stage, or anything in a finished run, is refused (409).",
-              responses=write_errors)
-    def resume(run_id: str = run_id_param, body: PauseRequest | None = None, who: Principal = Depends(operator)) -> ScheduleView:
+    @app.post(
+        "/v1/runs/{run_id}/resume",
+        tags=["schedule"],
+        response_model=ScheduleView,
+        summary="Resume the run or a stage",
+        description="Undo a pause. Resuming a finished stage, or anything in a finished run, is refused (409).",
+        responses=write_errors,
+    )
+    def resume(
+        run_id: str = run_id_param, body: PauseRequest | None = None, who: Principal = Depends(operator)
+    ) -> ScheduleView:
         body = body or PauseRequest()
-        return ScheduleView(**backend.controller(run_id).resume(body.stage, author=who.name, reason=body.reason,
-                                                                base_version=body.base_version))
+        return ScheduleView(
+            **backend.controller(run_id).resume(
+                body.stage, author=who.name, reason=body.reason, base_version=body.base_version
+            )
+        )
 
-    @app.post("/v1/runs/{run_id}/advance", tags=["schedule"], response_model=ScheduleView, summary="Advance to the next stage",
-              description="Finish the active stage now (how a stage with a `manual` advance rule ends).",
-              responses=write_errors)
-    def advance(run_id: str = run_id_param, body: AdvanceRequest | None = None, who: Principal = Depends(operator)) -> ScheduleView:
+    @app.post(
+        "/v1/runs/{run_id}/advance",
+        tags=["schedule"],
+        response_model=ScheduleView,
+        summary="Advance to the next stage",
+        description="Finish the active stage now (how a stage with a `manual` advance rule ends).",
+        responses=write_errors,
+    )
+    def advance(
+        run_id: str = run_id_param, body: AdvanceRequest | None = None, who: Principal = Depends(operator)
+    ) -> ScheduleView:
         body = body or AdvanceRequest()
-        return ScheduleView(**backend.controller(run_id).advance(author=who.name, reason=body.reason,
-                                                                 base_version=body.base_version))
+        return ScheduleView(
+            **backend.controller(run_id).advance(author=who.name, reason=body.reason, base_version=body.base_version)
+        )
 
-    @app.patch("/v1/runs/{run_id}/stages/{stage}/domains/{domain}", tags=["schedule"], response_model=ScheduleView,
-               summary="Set a domain's weight or entropy target",
-               description="Change one domain of one stage; fields left out stay as they are, an explicit null "
-                           "`entropy_target` removes the budget. Unknown stage or domain: 404 (add a domain with PUT).",
-               responses=write_errors)
-    def patch_domain(body: DomainPatch, run_id: str = run_id_param, stage: str = stage_param, domain: str = domain_param,
-                     who: Principal = Depends(operator)) -> ScheduleView:
+    @app.patch(
+        "/v1/runs/{run_id}/stages/{stage}/domains/{domain}",
+        tags=["schedule"],
+        response_model=ScheduleView,
+        summary="Set a domain's weight or entropy target",
+        description="Change one domain of one stage; fields left out stay as they are, an explicit null "
+        "`entropy_target` removes the budget. Unknown stage or domain: 404 (add a domain with PUT).",
+        responses=write_errors,
+    )
+    def patch_domain(
+        body: DomainPatch,
+        run_id: str = run_id_param,
+        stage: str = stage_param,
+        domain: str = domain_param,
+        who: Principal = Depends(operator),
+    ) -> ScheduleView:
         clear = "entropy_target" in body.model_fields_set and body.entropy_target is None
-        view = backend.controller(run_id).set_domain(stage, domain, author=who.name, reason=body.reason, weight=body.weight,
-                                                     entropy_target=body.entropy_target, clear_entropy_target=clear,
-                                                     base_version=body.base_version)
+        view = backend.controller(run_id).set_domain(
+            stage,
+            domain,
+            author=who.name,
+            reason=body.reason,
+            weight=body.weight,
+            entropy_target=body.entropy_target,
+            clear_entropy_target=clear,
+            base_version=body.base_version,
+        )
         return ScheduleView(**view)
 
-    @app.get("/v1/runs/{run_id}/metrics", tags=["observe"], response_model=MetricsView, summary="Step metrics",
-             description="Per-domain metrics the driver reported, for steps after `since`, each with the schedule "
-                         "version it used.", responses=read_errors)
-    def metrics(run_id: str = run_id_param, since: int = Query(0, ge=0, description="Only steps after this one."),
-                limit: int = Query(1000, ge=1, le=MAX_METRICS_RECORDS, description="At most this many records."),
-                who: Principal = Depends(viewer)) -> MetricsView:
+    @app.get(
+        "/v1/runs/{run_id}/metrics",
+        tags=["observe"],
+        response_model=MetricsView,
+        summary="Step metrics",
+        description="Per-domain metrics the driver reported, for steps after `since`, each with the schedule "
+        "version it used.",
+        responses=read_errors,
+    )
+    def metrics(
+        run_id: str = run_id_param,
+        since: int = Query(0, ge=0, description="Only steps after this one."),
+        limit: int = Query(1000, ge=1, le=MAX_METRICS_RECORDS, description="At most this many records."),
+        who: Principal = Depends(viewer),
+    ) -> MetricsView:
         records = backend.controller(run_id).metrics(since, limit)
         return MetricsView(run_id=run_id, since=since, records=records)
 
-    @app.get("/v1/runs/{run_id}/audit", tags=["observe"], response_model=AuditView, summary="The audit log",
-             description="Every schedule change after version `since`: who, when, why, what.", responses=read_errors)
-    def audit(run_id: str = run_id_param, since: int = Query(0, ge=0, description="Only versions after this one."),
-              who: Principal = Depends(viewer)) -> AuditView:
+    @app.get(
+        "/v1/runs/{run_id}/audit",
+        tags=["observe"],
+        response_model=AuditView,
+        summary="The audit log",
+        description="Every schedule change after version `since`: who, when, why, what.",
+        responses=read_errors,
+    )
+    def audit(
+        run_id: str = run_id_param,
+        since: int = Query(0, ge=0, description="Only versions after this one."),
+        who: Principal = Depends(viewer),
+    ) -> AuditView:
         return AuditView(run_id=run_id, since=since, entries=backend.controller(run_id).audit(since))
 
     return app
@@ -279,10 +319,16 @@ def _add_submit_route(app: FastAPI, submit: Callable[[Any, str | None], str], op
     """POST /v1/runs, present only when the control plane has a Ray cluster to submit to
     (elsewhere POST on /v1/runs is 405, and the route is absent from the OpenAPI spec)."""
 
-    @app.post("/v1/runs", tags=["runs"], response_model=SubmittedRun, status_code=201, summary="Start a run",
-              description="Validate a run config and submit it as a job to this control plane's Ray cluster "
-                          "(the same as `counterpoint submit`). 422 names the config field to fix.",
-              responses=_responses(401, 403, 413, 422, 503))
+    @app.post(
+        "/v1/runs",
+        tags=["runs"],
+        response_model=SubmittedRun,
+        status_code=201,
+        summary="Start a run",
+        description="Validate a run config and submit it as a job to this control plane's Ray cluster "
+        "(the same as `counterpoint submit`). 422 names the config field to fix.",
+        responses=error_responses(401, 403, 413, 422, 503),
+    )
     def start_run(body: SubmitRun, who: Principal = Depends(operator)) -> SubmittedRun:
         from counterpoint.config import ConfigError, config_from_dict
 
@@ -290,11 +336,11 @@ def _add_submit_route(app: FastAPI, submit: Callable[[Any, str | None], str], op
             cfg = config_from_dict(body.config)
         except ConfigError as err:
             first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-            return _error(422, f"config.{first}", field="config." + first.split(":")[0])
+            return error_response(422, f"config.{first}", field="config." + first.split(":")[0])
         try:
             job_id = submit(cfg, body.name)
         except Exception as err:  # the Jobs API refused or is unreachable: say so, never a 500
             log.error("submit by %s failed: %s", who.name, err)
-            return _error(503, f"the Ray Jobs API refused the run: {err}")
+            return error_response(503, f"the Ray Jobs API refused the run: {err}")
         log.info("run submitted by %s: %s", who.name, job_id)
         return SubmittedRun(job_id=job_id)

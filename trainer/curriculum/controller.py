@@ -14,6 +14,9 @@ folder (`services/backend.py`); nothing else holds schedule state. A controller 
 reloading the file when another changed it. So a restarted control plane or driver loses
 nothing: it reads the file again. A checkpoint carries `checkpoint_state()`, and a resumed run
 calls `rewind` with it, so replayed steps are planned as the first time.
+
+The file work (the atomic rewrite, the save id that tells a process the file changed, tailing the
+metrics file) is in files.py; this module is the controller's logic over those files.
 """
 
 from __future__ import annotations
@@ -21,9 +24,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import math
-import os
-import re
 import threading
 import time
 import uuid
@@ -32,9 +32,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from counterpoint.trainer.curriculum.state import ScheduleState
+from counterpoint.trainer.curriculum.files import MetricsLog, atomic_write_json, clean_metrics, read_save_id
 from counterpoint.trainer.curriculum.plan import StepPlan
 from counterpoint.trainer.curriculum.stages import ScheduleError, Stage
+from counterpoint.trainer.curriculum.state import ScheduleState
 
 log = logging.getLogger(__name__)
 
@@ -49,29 +50,20 @@ class ControllerStateError(RuntimeError):
     """controller.json exists but cannot be read back (HTTP 503): the run's state needs a person."""
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write `data` as JSON so a reader sees the old file or the new one, never half of one,
-    and a crash after return cannot lose it (fsync of the file and of its folder)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, allow_nan=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class ScheduleController:
     """One run's schedule, its version history and audit log, the version each step applied,
     and the metrics the driver reported."""
 
-    def __init__(self, run_dir: str | Path, initial_stages: Sequence[Stage | Mapping] | None = None, *,
-                 domains: Sequence[str] | None = None, author: str = "system", reason: str = "initial schedule",
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        initial_stages: Sequence[Stage | Mapping] | None = None,
+        *,
+        domains: Sequence[str] | None = None,
+        author: str = "system",
+        reason: str = "initial schedule",
+        clock: Callable[[], float] = time.time,
+    ):
         """Restore the state in `run_dir`, or start one from `initial_stages` if there is none
         (`initial_stages` is ignored when state exists: the persisted schedule wins)."""
         self.run_dir = Path(run_dir)
@@ -79,11 +71,12 @@ class ScheduleController:
         self._clock = clock
         self._lock = threading.RLock()
         self._signature: str | None = None
-        self._metrics: dict[int, dict] = {}
-        self._metrics_offset = 0
+        self._metrics = MetricsLog(self.run_dir / METRICS_FILE)
         if not (self.run_dir / STATE_FILE).exists():
             if initial_stages is None:
-                raise FileNotFoundError(f"{self.run_dir / STATE_FILE}: no controller state here; give an initial schedule")
+                raise FileNotFoundError(
+                    f"{self.run_dir / STATE_FILE}: no controller state here; give an initial schedule"
+                )
             self.run_dir.mkdir(parents=True, exist_ok=True)
             schedule = ScheduleState(initial_stages, domains=domains, author=author, reason=reason, clock=clock)
             with self._locked(refresh=False):
@@ -113,8 +106,9 @@ class ScheduleController:
     def metrics(self, since_step: int = 0, limit: int = MAX_METRICS_RECORDS) -> list[dict]:
         """Reported step metrics with step > `since_step`, by step, at most `limit` records."""
         with self._locked():
-            steps = sorted(s for s in self._metrics if s > since_step)[: max(0, min(limit, MAX_METRICS_RECORDS))]
-            return [self._metrics[s] for s in steps]
+            records = self._metrics.records
+            steps = sorted(s for s in records if s > since_step)[: max(0, min(limit, MAX_METRICS_RECORDS))]
+            return [records[s] for s in steps]
 
     def applied_version(self, step: int) -> int | None:
         """The schedule version step `step` was planned with (None if it never was)."""
@@ -123,23 +117,55 @@ class ScheduleController:
 
     # --- operator writes: each returns the schedule view after the change ---
 
-    def replace_schedule(self, base_version: int, stages: Sequence[Stage | Mapping], *, author: str, reason: str = "",
-                         allow_stage_changes: bool = False) -> dict:
-        return self._mutate(lambda s: s.replace_stages(stages, author=author, reason=reason, base_version=base_version,
-                                                       allow_stage_changes=allow_stage_changes))
+    def replace_schedule(
+        self,
+        base_version: int,
+        stages: Sequence[Stage | Mapping],
+        *,
+        author: str,
+        reason: str = "",
+        allow_stage_changes: bool = False,
+    ) -> dict:
+        return self._mutate(
+            lambda s: s.replace_stages(
+                stages, author=author, reason=reason, base_version=base_version, allow_stage_changes=allow_stage_changes
+            )
+        )
 
-    def pause(self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None) -> dict:
+    def pause(
+        self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None
+    ) -> dict:
         return self._mutate(lambda s: s.pause(stage, author=author, reason=reason, base_version=base_version))
 
-    def resume(self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None) -> dict:
+    def resume(
+        self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None
+    ) -> dict:
         return self._mutate(lambda s: s.resume(stage, author=author, reason=reason, base_version=base_version))
 
-    def set_domain(self, stage: str, domain: str, *, author: str, reason: str = "", weight: float | None = None,
-                   entropy_target: float | None = None, clear_entropy_target: bool = False,
-                   base_version: int | None = None) -> dict:
-        return self._mutate(lambda s: s.set_domain(stage, domain, author=author, reason=reason, weight=weight,
-                                                   entropy_target=entropy_target, clear_entropy_target=clear_entropy_target,
-                                                   base_version=base_version))
+    def set_domain(
+        self,
+        stage: str,
+        domain: str,
+        *,
+        author: str,
+        reason: str = "",
+        weight: float | None = None,
+        entropy_target: float | None = None,
+        clear_entropy_target: bool = False,
+        base_version: int | None = None,
+    ) -> dict:
+        return self._mutate(
+            lambda s: s.set_domain(
+                stage,
+                domain,
+                author=author,
+                reason=reason,
+                weight=weight,
+                entropy_target=entropy_target,
+                clear_entropy_target=clear_entropy_target,
+                base_version=base_version,
+            )
+        )
 
     def advance(self, *, author: str, reason: str = "", base_version: int | None = None) -> dict:
         return self._mutate(lambda s: s.advance(author=author, reason=reason, base_version=base_version))
@@ -181,16 +207,21 @@ class ScheduleController:
         """The metrics of a trained step, per domain; stored, and given to the stage's advance rule."""
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ScheduleError("step", f"must be an integer >= 0, got {step!r}")
-        if not isinstance(per_domain_metrics, Mapping) or not all(isinstance(m, Mapping) for m in per_domain_metrics.values()):
+        if not isinstance(per_domain_metrics, Mapping) or not all(
+            isinstance(m, Mapping) for m in per_domain_metrics.values()
+        ):
             raise ScheduleError("metrics", "must map each domain to a dict of its metrics")
-        domains = {str(d): _clean(m) for d, m in per_domain_metrics.items()}
+        domains = {str(d): clean_metrics(m) for d, m in per_domain_metrics.items()}
         with self._locked():
             version, stage = self._applied_at(step)
-            record = {"step": step, "schedule_version": version, "stage": stage, "time": self._clock(), "domains": domains}
-            with open(self.run_dir / METRICS_FILE, "a") as f:
-                f.write(json.dumps(record, allow_nan=False) + "\n")
-            self._metrics[step] = record
-            self._metrics_offset = (self.run_dir / METRICS_FILE).stat().st_size
+            record = {
+                "step": step,
+                "schedule_version": version,
+                "stage": stage,
+                "time": self._clock(),
+                "domains": domains,
+            }
+            self._metrics.append(record)
             entry = self.schedule.observe(step, domains)
             if entry is not None:
                 log.info("run %s: %s (version %d)", self.run_id, entry.reason, entry.version)
@@ -213,7 +244,9 @@ class ScheduleController:
         try:
             return open(self.run_dir / LOCK_FILE, "a")
         except OSError as err:
-            raise ControllerStateError(f"{self.run_dir}: cannot open the controller's lock file ({err.strerror})") from None
+            raise ControllerStateError(
+                f"{self.run_dir}: cannot open the controller's lock file ({err.strerror})"
+            ) from None
 
     def _mutate(self, change: Callable[[ScheduleState], int]) -> dict:
         with self._locked():
@@ -253,36 +286,60 @@ class ScheduleController:
         status = "finished" if s.finished else "paused" if paused else "running"
         applied = self.last_plan[0] if self.last_plan else None
         return {
-            "run_id": self.run_id, "status": status, "step": s.last_step,
-            "stage": stage.name if stage else None, "stage_kind": stage.kind if stage else None,
-            "latest_version": s.version, "applied_version": applied,
+            "run_id": self.run_id,
+            "status": status,
+            "step": s.last_step,
+            "stage": stage.name if stage else None,
+            "stage_kind": stage.kind if stage else None,
+            "latest_version": s.version,
+            "applied_version": applied,
             "applied_at_step": self.last_plan[1] if self.last_plan else None,
-            "run_paused": s.paused, "stage_paused": bool(stage and stage.paused),
-            "stages_total": len(s.stages), "stages_finished": sum(p.status == "finished" for p in s.progress.values()),
+            "run_paused": s.paused,
+            "stage_paused": bool(stage and stage.paused),
+            "stages_total": len(s.stages),
+            "stages_finished": sum(p.status == "finished" for p in s.progress.values()),
         }
 
     def _view(self, version: int | None) -> dict:
         s = self.schedule
         snap = s.snapshot(version)
         if version is None:
-            progress = [{"name": n, **p.model_dump(include={"status", "steps", "started_at_step", "finished_at_step"})}
-                        for n, p in s.progress.items()]
+            progress = [
+                {"name": n, **p.model_dump(include={"status", "steps", "started_at_step", "finished_at_step"})}
+                for n, p in s.progress.items()
+            ]
         else:
             progress = [{"name": n, "status": st} for n, st in snap["status"].items()]
-        return {"run_id": self.run_id, "version": snap["version"], "latest_version": s.version,
-                "applied_version": self.last_plan[0] if self.last_plan else None,
-                "paused": snap["paused"], "finished": snap["finished"], "stages": snap["stages"], "progress": progress}
+        return {
+            "run_id": self.run_id,
+            "version": snap["version"],
+            "latest_version": s.version,
+            "applied_version": self.last_plan[0] if self.last_plan else None,
+            "paused": snap["paused"],
+            "finished": snap["finished"],
+            "stages": snap["stages"],
+            "progress": progress,
+        }
 
     def _save(self) -> None:
         save_id = uuid.uuid4().hex  # first key: other processes read it to tell whether they are current
-        atomic_write_json(self.run_dir / STATE_FILE, {
-            "save_id": save_id, "format": 1, "run_id": self.run_id, "saved_at": self._clock(),
-            "schedule": self.schedule.state_dict(), "applied": self.applied, "last_plan": self.last_plan})
+        atomic_write_json(
+            self.run_dir / STATE_FILE,
+            {
+                "save_id": save_id,
+                "format": 1,
+                "run_id": self.run_id,
+                "saved_at": self._clock(),
+                "schedule": self.schedule.state_dict(),
+                "applied": self.applied,
+                "last_plan": self.last_plan,
+            },
+        )
         self._signature = save_id
 
     def _refresh(self) -> None:
         path = self.run_dir / STATE_FILE
-        sig = _signature(path)
+        sig = read_save_id(path)
         if sig is None or sig != self._signature:
             try:
                 data = json.loads(path.read_text())
@@ -291,49 +348,4 @@ class ScheduleController:
             except (OSError, ValueError, KeyError, TypeError) as err:
                 raise ControllerStateError(f"{path}: cannot restore the controller state: {err}") from err
             self.schedule, self.applied, self.last_plan, self._signature = schedule, applied, last_plan, sig
-        self._read_new_metrics()
-
-    def _read_new_metrics(self) -> None:
-        path = self.run_dir / METRICS_FILE
-        if not path.exists():
-            return
-        with open(path, "rb") as f:
-            f.seek(self._metrics_offset)
-            chunk = f.read()
-        end = chunk.rfind(b"\n") + 1  # a line still being written (or torn by a crash) is left for later
-        for line in chunk[:end].splitlines():
-            try:
-                record = json.loads(line)
-                self._metrics[int(record["step"])] = record
-            except (ValueError, KeyError, TypeError):
-                log.warning("%s: skipped an unreadable metrics line", path)
-        self._metrics_offset += end
-
-
-def _signature(path: Path) -> str | None:
-    """The save id at the head of controller.json (a random id per save, so unlike a file's
-    mtime it cannot repeat), or None when the file or the id cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(96)
-    except FileNotFoundError:
-        return None
-    found = re.search(rb'"save_id": "([0-9a-f]{32})"', head)
-    return found.group(1).decode() if found else None
-
-
-def _clean(metrics: Mapping[str, Any]) -> dict[str, float | int | bool | None]:
-    """Keep scalar metrics; non-finite numbers become None (JSON has no NaN), other values are dropped."""
-    out: dict[str, float | int | bool | None] = {}
-    for key, value in metrics.items():
-        if value is None or isinstance(value, bool):
-            out[str(key)] = value
-        elif isinstance(value, int | float):
-            out[str(key)] = value if math.isfinite(value) else None
-        elif hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-            try:
-                v = float(value.item())
-            except (TypeError, ValueError):
-                continue
-            out[str(key)] = v if math.isfinite(v) else None
-    return out
+        self._metrics.read_new()

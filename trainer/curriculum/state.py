@@ -7,6 +7,12 @@ the driver asks it for the plan of each step (`plan`) and reports each step's pe
 (`observe`). Every change (an operator's edit, or a rule advancing a stage) makes a new version,
 recorded with author, time and reason in the audit log, with a snapshot of the stages.
 
+This module holds reading, the driver's side (plan, observe, and finish, reopen and rewind,
+which the run itself asks for), persistence (`state_dict`) and the bookkeeping every change goes
+through (`_record`, the checks of a stage list and of author and reason). The operator's edits
+(replace_stages, pause, resume, set_domain, advance) are in edits.py, a mixin `ScheduleState`
+inherits: they are the changes a person makes through the REST API, each based on a version.
+
 Pure: pydantic records and the standard library; no Ray, no FastAPI. Orderings (joint,
 sequential, BWT-guided) are in order.py; DUMP and the entropy-aware rule in weights.py.
 """
@@ -16,33 +22,48 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from counterpoint.trainer.curriculum.stages import (
-    MAX_STAGES, RULE_CHECKS, AuditEntry, DumpWeighting, ScheduleConflict, ScheduleError, Stage, StageProgress, StaleVersion,
-    UnknownName, metric_value, parse_stages,
-)
+from counterpoint.trainer.curriculum.edits import ScheduleEdits
 from counterpoint.trainer.curriculum.plan import StepPlan, split_by_weight
+from counterpoint.trainer.curriculum.stages import (
+    MAX_STAGES,
+    RULE_CHECKS,
+    AuditEntry,
+    DumpWeighting,
+    ScheduleError,
+    Stage,
+    StageProgress,
+    UnknownName,
+    metric_value,
+    parse_stages,
+)
 from counterpoint.trainer.curriculum.weights import DumpSampler, entropy_aware_weights
 
 MAX_REASON_CHARS = 1000
 
 
-class ScheduleState:
+class ScheduleState(ScheduleEdits):
     """The stages of a run, their progress, the current version and the audit log.
 
     The first stage not finished is the active one. Mutations validate everything before they
     change anything, then bump `version` and append an `AuditEntry` (a change that would leave
     the schedule as it is makes no version). `base_version`, when given, must equal `version`
     (optimistic concurrency: StaleVersion otherwise). `domains`, when given, is the set of domain
-    names the run can train; stages naming another are refused.
+    names the run can train; stages naming another are refused. The operator's edits come from
+    `ScheduleEdits` (edits.py).
     """
 
-    def __init__(self, stages: Sequence[Stage | Mapping], *, domains: Sequence[str] | None = None,
-                 author: str = "system", reason: str = "initial schedule", clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        stages: Sequence[Stage | Mapping],
+        *,
+        domains: Sequence[str] | None = None,
+        author: str = "system",
+        reason: str = "initial schedule",
+        clock: Callable[[], float] = time.time,
+    ):
         self._clock = clock
         self.domains = tuple(domains) if domains else None
         self.stages = self._validated(stages)
@@ -72,8 +93,9 @@ class ScheduleState:
             return StepPlan(step=step, status="done", schedule_version=self.version, reason=why)
         if self.paused or stage.paused:
             why = "the run is paused" if self.paused else f"stage {stage.name!r} is paused"
-            return StepPlan(step=step, status="paused", schedule_version=self.version, stage=stage.name,
-                            kind=stage.kind, reason=why)
+            return StepPlan(
+                step=step, status="paused", schedule_version=self.version, stage=stage.name, kind=stage.kind, reason=why
+            )
         weights = {d: s.weight for d, s in stage.domains.items() if s.weight > 0}
         if isinstance(stage.weighting, DumpWeighting):
             probs = self._sampler(stage).weights(weights)
@@ -84,8 +106,15 @@ class ScheduleState:
         if sum(adjusted.values()) > 0:  # holding back every domain would stall the run: keep the weights
             weights = adjusted
         prompts = split_by_weight(prompts_per_step, {d: w for d, w in weights.items() if w > 0})
-        return StepPlan(step=step, status="train", schedule_version=self.version, stage=stage.name, kind=stage.kind,
-                        prompts_per_domain={d: n for d, n in prompts.items() if n > 0}, entropy_targets=targets)
+        return StepPlan(
+            step=step,
+            status="train",
+            schedule_version=self.version,
+            stage=stage.name,
+            kind=stage.kind,
+            prompts_per_domain={d: n for d, n in prompts.items() if n > 0},
+            entropy_targets=targets,
+        )
 
     def snapshot(self, version: int | None = None) -> dict:
         """The schedule as it was at `version` (default: now): stages, statuses, paused, finished."""
@@ -107,8 +136,11 @@ class ScheduleState:
         A step not after the last one observed (a repeated report) only refreshes `latest`.
         Returns the audit entry of the advance, if one happened."""
         for domain, values in metrics.items():
-            finite = {k: float(v) for k, v in values.items()
-                      if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+            finite = {
+                k: float(v)
+                for k, v in values.items()
+                if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            }
             self.latest.setdefault(domain, {}).update(finite)
         if self.last_step is not None and step <= self.last_step:
             return None
@@ -129,93 +161,6 @@ class ScheduleState:
             prog.dump = sampler.state_dict()
         why = RULE_CHECKS[stage.advance.type](stage.advance, prog, metrics)
         return self._finish_active("schedule", why) if why else None
-
-    # --- mutations ---
-
-    def replace_stages(self, stages: Sequence[Stage | Mapping], *, author: str, reason: str = "",
-                       base_version: int | None = None, allow_stage_changes: bool = False) -> int:
-        """Replace the stage list (reorder, edit, and with `allow_stage_changes` add or remove).
-
-        Finished stages must stay first, unchanged, in the order they ran; the active stage cannot
-        be removed. If the active stage is moved behind another, that one becomes active at the
-        next step (the moved stage keeps its progress). Without `allow_stage_changes` the new list
-        must name exactly the current stages."""
-        self._begin(base_version, author, reason)
-        new = self._validated(stages)
-        old_names, new_names = [s.name for s in self.stages], [s.name for s in new]
-        if not allow_stage_changes:
-            for name in old_names:
-                if name not in new_names:
-                    raise ScheduleError("stages", f"stage {name!r} is missing; a reorder must list every stage "
-                                        f"({', '.join(old_names)}), or set allow_stage_changes to remove stages")
-            for i, name in enumerate(new_names):
-                if name not in old_names:
-                    raise ScheduleError(f"stages[{i}].name", f"unknown stage {name!r}; the stages are {', '.join(old_names)} "
-                                        "(set allow_stage_changes to add stages)")
-        done = [n for n in old_names if self.progress[n].status == "finished"]
-        if new_names[: len(done)] != done:
-            raise ScheduleConflict("stages", f"finished stages must stay first, in the order they ran: {', '.join(done)}")
-        old = {s.name: s for s in self.stages}
-        for i, name in enumerate(done):
-            if new[i] != old[name]:
-                raise ScheduleConflict(f"stages[{i}]", f"stage {name!r} is finished and cannot be changed")
-        active = self.active_stage()
-        if active is not None and active.name not in new_names:
-            raise ScheduleConflict("stages", f"stage {active.name!r} is active and cannot be removed; advance it first")
-        if new == self.stages:
-            return self.version
-        self.stages = new
-        self.progress = {n: self.progress.get(n, StageProgress()) for n in new_names}
-        self._refresh_statuses()
-        detail = {"order": new_names, "added": [n for n in new_names if n not in old_names],
-                  "removed": [n for n in old_names if n not in new_names]}
-        return self._record("replace", author, reason, detail)
-
-    def pause(self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None) -> int:
-        """Pause the whole run (stage None) or one stage; a paused active stage holds the run."""
-        return self._set_paused(True, stage, author, reason, base_version)
-
-    def resume(self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None) -> int:
-        return self._set_paused(False, stage, author, reason, base_version)
-
-    def set_domain(self, stage: str, domain: str, *, author: str, reason: str = "", weight: float | None = None,
-                   entropy_target: float | None = None, clear_entropy_target: bool = False,
-                   base_version: int | None = None) -> int:
-        """Set a domain's weight and/or entropy target in one stage (`clear_entropy_target` removes it)."""
-        self._begin(base_version, author, reason)
-        if weight is None and entropy_target is None and not clear_entropy_target:
-            raise ScheduleError("weight", "give a weight, an entropy_target, or both")
-        for field, value in (("weight", weight), ("entropy_target", entropy_target)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                      or not math.isfinite(value) or value < 0):
-                raise ScheduleError(field, f"must be a finite number >= 0, got {value!r}")
-        i, current = self._changeable_stage(stage)
-        if domain not in current.domains:
-            raise UnknownName("domain", f"stage {stage!r} has no domain {domain!r}; its domains are "
-                              f"{', '.join(current.domains)} (add one by replacing the schedule)")
-        setting = current.domains[domain].model_dump()
-        if weight is not None:
-            setting["weight"] = float(weight)
-        if entropy_target is not None or clear_entropy_target:
-            setting["entropy_target"] = None if clear_entropy_target else float(entropy_target)
-        data = current.model_dump()
-        data["domains"][domain] = setting
-        try:
-            updated = Stage.model_validate(data)
-        except ValidationError as err:
-            raise ScheduleError("weight", f"stage {stage!r}: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
-        if updated == current:
-            return self.version
-        self.stages = [*self.stages[:i], updated, *self.stages[i + 1:]]
-        detail = {"stage": stage, "domain": domain, "before": current.domains[domain].model_dump(), "after": setting}
-        return self._record("set_domain", author, reason, detail)
-
-    def advance(self, *, author: str, reason: str = "", base_version: int | None = None) -> int:
-        """Finish the active stage now (how a `manual` stage ends); the next one becomes active."""
-        self._begin(base_version, author, reason)
-        if self.active_stage() is None:
-            raise ScheduleConflict("stage", "every stage is finished; there is no active stage to advance")
-        return self._finish_active(author, reason or "advanced by hand").version
 
     def finish(self, *, author: str, reason: str = "") -> int:
         """Mark the run finished (the driver, at the end); afterwards every change is refused."""
@@ -244,24 +189,40 @@ class ScheduleState:
             return self.version
         self._check_text(author, reason)
         undone = [e.version for e in self.entries if e.version > saved.version]
-        self.stages, self.progress, self.paused, self.finished = saved.stages, saved.progress, saved.paused, saved.finished
+        self.stages, self.progress, self.paused, self.finished = (
+            saved.stages,
+            saved.progress,
+            saved.paused,
+            saved.finished,
+        )
         self.last_step, self.latest = saved.last_step, saved.latest
-        return self._record("rewind", author, reason, {"to_version": saved.version, "undone": undone,
-                                                        "step": saved.last_step})
+        return self._record(
+            "rewind", author, reason, {"to_version": saved.version, "undone": undone, "step": saved.last_step}
+        )
 
     def _snapshot_of_progress(self) -> dict:
-        return {"stages": [s.model_dump(mode="json") for s in self.stages],
-                "progress": {n: p.model_dump(mode="json") for n, p in self.progress.items()},
-                "paused": self.paused, "finished": self.finished, "last_step": self.last_step, "latest": self.latest}
+        return {
+            "stages": [s.model_dump(mode="json") for s in self.stages],
+            "progress": {n: p.model_dump(mode="json") for n, p in self.progress.items()},
+            "paused": self.paused,
+            "finished": self.finished,
+            "last_step": self.last_step,
+            "latest": self.latest,
+        }
 
     # --- persistence ---
 
     def state_dict(self) -> dict:
         return {
-            "format": 1, "version": self.version, "domains": list(self.domains) if self.domains else None,
+            "format": 1,
+            "version": self.version,
+            "domains": list(self.domains) if self.domains else None,
             "stages": [s.model_dump(mode="json") for s in self.stages],
             "progress": {n: p.model_dump(mode="json") for n, p in self.progress.items()},
-            "paused": self.paused, "finished": self.finished, "last_step": self.last_step, "latest": self.latest,
+            "paused": self.paused,
+            "finished": self.finished,
+            "last_step": self.last_step,
+            "latest": self.latest,
             "audit": [e.model_dump(mode="json") for e in self.entries],
             "snapshots": {str(v): s for v, s in self.snapshots.items()},
         }
@@ -281,7 +242,7 @@ class ScheduleState:
         self.snapshots = {int(v): s for v, s in state["snapshots"].items()}
 
     @classmethod
-    def from_state_dict(cls, state: Mapping[str, Any], *, clock: Callable[[], float] = time.time) -> "ScheduleState":
+    def from_state_dict(cls, state: Mapping[str, Any], *, clock: Callable[[], float] = time.time) -> ScheduleState:
         obj = cls.__new__(cls)
         obj._clock = clock
         obj.load_state_dict(state)
@@ -298,20 +259,17 @@ class ScheduleState:
         seen: dict[str, int] = {}
         for i, s in enumerate(parsed):
             if s.name in seen:
-                raise ScheduleError(f"stages[{i}].name", f"stage {s.name!r} appears twice (also at stages[{seen[s.name]}])")
+                raise ScheduleError(
+                    f"stages[{i}].name", f"stage {s.name!r} appears twice (also at stages[{seen[s.name]}])"
+                )
             seen[s.name] = i
             for d in s.domains:
                 if self.domains is not None and d not in self.domains:
-                    raise ScheduleError(f"stages[{i}].domains.{d}", f"unknown domain {d!r}; this run's domains are "
-                                        f"{', '.join(self.domains)}")
+                    raise ScheduleError(
+                        f"stages[{i}].domains.{d}",
+                        f"unknown domain {d!r}; this run's domains are {', '.join(self.domains)}",
+                    )
         return parsed
-
-    def _begin(self, base_version: int | None, author: str, reason: str) -> None:
-        self._check_text(author, reason)
-        if self.finished:
-            raise ScheduleConflict("run", "the run is finished; its schedule can no longer change")
-        if base_version is not None and base_version != self.version:
-            raise StaleVersion(base_version, self.version)
 
     @staticmethod
     def _check_text(author: str, reason: str) -> None:
@@ -319,28 +277,6 @@ class ScheduleState:
             raise ScheduleError("author", "every change needs an author")
         if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
             raise ScheduleError("reason", f"a reason is text of at most {MAX_REASON_CHARS} characters")
-
-    def _changeable_stage(self, name: str) -> tuple[int, Stage]:
-        for i, s in enumerate(self.stages):
-            if s.name == name:
-                if self.progress[name].status == "finished":
-                    raise ScheduleConflict("stage", f"stage {name!r} is finished and cannot be changed or resumed")
-                return i, s
-        raise UnknownName("stage", f"no stage {name!r}; the stages are {', '.join(s.name for s in self.stages)}")
-
-    def _set_paused(self, paused: bool, stage: str | None, author: str, reason: str, base_version: int | None) -> int:
-        self._begin(base_version, author, reason)
-        action = "pause" if paused else "resume"
-        if stage is None:
-            if self.paused == paused:
-                return self.version
-            self.paused = paused
-            return self._record(action, author, reason, {"stage": None})
-        i, current = self._changeable_stage(stage)
-        if current.paused == paused:
-            return self.version
-        self.stages = [*self.stages[:i], current.model_copy(update={"paused": paused}), *self.stages[i + 1:]]
-        return self._record(action, author, reason, {"stage": stage})
 
     def _finish_active(self, author: str, reason: str) -> AuditEntry:
         stage = self.active_stage()
@@ -368,14 +304,27 @@ class ScheduleState:
         return sampler
 
     def _snapshot(self) -> dict:
-        return {"version": self.version, "paused": self.paused, "finished": self.finished,
-                "stages": [s.model_dump(mode="json") for s in self.stages],
-                "status": {n: p.status for n, p in self.progress.items()}}
+        return {
+            "version": self.version,
+            "paused": self.paused,
+            "finished": self.finished,
+            "stages": [s.model_dump(mode="json") for s in self.stages],
+            "status": {n: p.status for n, p in self.progress.items()},
+        }
 
     def _record(self, action: str, author: str, reason: str, detail: dict) -> int:
         self.version += 1
-        when = datetime.fromtimestamp(self._clock(), timezone.utc).isoformat(timespec="milliseconds")
-        self.entries.append(AuditEntry(version=self.version, time=when, author=author, action=action,
-                                       reason=reason, step=self.last_step or 0, detail=detail))
+        when = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds")
+        self.entries.append(
+            AuditEntry(
+                version=self.version,
+                time=when,
+                author=author,
+                action=action,
+                reason=reason,
+                step=self.last_step or 0,
+                detail=detail,
+            )
+        )
         self.snapshots[self.version] = self._snapshot()
         return self.version
