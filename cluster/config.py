@@ -9,6 +9,23 @@ from pydantic import Field
 from counterpoint.configbase import Section
 
 
+class CallTimeouts(Section):
+    """How long one actor call may take before its actor counts as hung. A hung rollout engine or
+    reward worker is killed by its handle, restarted by Ray and its call issued again; a hung
+    learner rank fails the step like a dead one, and the run restarts from its last checkpoint
+    (`run.max_restarts`). Each event is in events.jsonl. Raise them for big models or long
+    responses: they bound one call, not a step."""
+
+    generate_seconds: float = Field(300.0, gt=0.0)
+    """One engine's generate call (its share of a step's prompts, or of an evaluation)."""
+    weights_seconds: float = Field(300.0, gt=0.0)
+    """One engine loading new weights."""
+    reward_seconds: float = Field(300.0, gt=0.0)
+    """One reward worker scoring its share of a step's groups."""
+    learner_seconds: float = Field(600.0, gt=0.0)
+    """Every learner rank's part of one call (an update, a weight export, a checkpoint save)."""
+
+
 class ClusterConfig(Section):
     """The Ray cluster the run's actors are placed on, and what each actor asks it for."""
 
@@ -24,6 +41,8 @@ class ClusterConfig(Section):
     """GPUs each rollout engine asks Ray for (1 on a GPU cluster; vLLM then runs on it)."""
     gpus_per_learner_rank: float = Field(0.0, ge=0.0)
     """GPUs each learner rank asks for (1 on a GPU cluster: one DeepSpeed rank per GPU)."""
+    timeouts: CallTimeouts = CallTimeouts()
+    """How long actor calls may take before the actor counts as hung."""
     sandbox_resource: str | None = None
     """A custom Ray resource that only nodes able to run the code sandbox advertise (the k8s
     CPU worker group's `counterpoint_sandbox`); code reward actors then land only there."""

@@ -57,6 +57,7 @@ def collect(actor, ref, reissue, *, what: str, on_event, retries: int = 3, timeo
             if attempt == retries or isinstance(err, ray.exceptions.RayTaskError):
                 raise
             if isinstance(err, ray.exceptions.GetTimeoutError):
+                on_event("actor_hung", actor=what, seconds=timeout_s)
                 ray.kill(actor, no_restart=False)  # a hung worker is replaced like a dead one
             _await_restart(actor)  # raises if Ray will not restart it (its restarts are spent)
             on_event("actor_recovered", actor=what, attempt=attempt + 1, error=type(err).__name__)
@@ -89,9 +90,18 @@ class RayRollout:
     lost chunk is generated again, and no sample from a stale policy reaches the learner.
     """
 
-    def __init__(self, engines: list, on_event=_no_events):
+    def __init__(
+        self,
+        engines: list,
+        on_event=_no_events,
+        *,
+        generate_timeout_s: float | None = None,
+        weights_timeout_s: float | None = None,
+    ):
         self.engines = engines
         self.on_event = on_event
+        self.generate_timeout_s, self.weights_timeout_s = generate_timeout_s, weights_timeout_s
+        """A call taking longer is treated as hung: the engine is killed, restarted and asked again."""
         self.weights_ref, self.version = None, 0
 
     def generate(
@@ -108,10 +118,17 @@ class RayRollout:
 
             def reissue(engine=engine, chunk=chunk):
                 if self.weights_ref is not None:
-                    ray.get(engine.update_weights.remote(self.weights_ref, self.version))
+                    ray.get(
+                        engine.update_weights.remote(self.weights_ref, self.version), timeout=self.weights_timeout_s
+                    )
                 return engine.generate.remote(chunk, **kwargs)
 
-            samples = collect(engine, ref, reissue, what=f"rollout-{i}", on_event=self.on_event)
+            def gather(ref, engine=engine, reissue=reissue, i=i):
+                return collect(
+                    engine, ref, reissue, what=f"rollout-{i}", on_event=self.on_event, timeout_s=self.generate_timeout_s
+                )
+
+            samples = gather(ref)
             if self.weights_ref is not None and any(x.policy_version != self.version for x in samples):
                 # Ray restarted this engine between calls (its constructor loaded the base model):
                 # give it the current weights and generate the chunk again.
@@ -121,7 +138,7 @@ class RayRollout:
                     stale_version=samples[0].policy_version,
                     version=self.version,
                 )
-                samples = ray.get(reissue())
+                samples = gather(reissue())
             out += samples
         return out
 
@@ -135,6 +152,7 @@ class RayRollout:
                 lambda e=e: e.update_weights.remote(weights_ref, version),
                 what=f"rollout-{i}",
                 on_event=self.on_event,
+                timeout_s=self.weights_timeout_s,
             )
             for i, (e, r) in enumerate(zip(self.engines, refs))
         )
@@ -190,9 +208,12 @@ class RayRewards:
 class RayLearnerGroup:
     """DeepSpeed ranks as resident actors; rank 0 is created first and gives the master address."""
 
-    def __init__(self, ranks: list, rollout: RayRollout):
+    def __init__(self, ranks: list, rollout: RayRollout, *, timeout_s: float | None = None, on_event=_no_events):
         self.ranks = ranks
         self.rollout = rollout
+        self.timeout_s = timeout_s
+        """Every rank's part of one call must end within this; past it the ranks count as hung."""
+        self.on_event = on_event
 
     @classmethod
     def create(
@@ -203,6 +224,8 @@ class RayLearnerGroup:
         loopback: bool,
         name_prefix: str,
         gpus_per_rank: float = 0.0,
+        timeout_s: float | None = None,
+        on_event=_no_events,
         **learner_kwargs,
     ) -> tuple[RayLearnerGroup, list[dict]]:
         rank0 = LearnerActor.options(num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-0").remote(
@@ -217,27 +240,37 @@ class RayLearnerGroup:
         ]
         ranks = [rank0, *others]
         infos = ray.get([r.setup.remote(address, port) for r in ranks])
-        return cls(ranks, rollout), infos
+        return cls(ranks, rollout, timeout_s=timeout_s, on_event=on_event), infos
 
     @property
     def world_size(self) -> int:
         return len(self.ranks)
 
     def _all(self, refs: list) -> list:
-        """Every rank's result; a rank that dies or raises fails the whole step cleanly (the
-        others would block in a collective), as a LearnerFailure the launcher recovers from."""
+        """Every rank's result; a rank that dies, raises or hangs (no answer within `timeout_s`)
+        fails the whole step cleanly (the others would block in a collective), as a
+        LearnerFailure the launcher recovers from by restarting from the last checkpoint."""
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         pending = list(refs)
         while pending:  # one by one: a survivor may block in a collective its failed peer left
-            done, pending = ray.wait(pending, num_returns=1)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, pending = ray.wait(pending, num_returns=1, timeout=left)
+            if not done:
+                self.on_event("actor_hung", actor="learner", seconds=self.timeout_s, waiting_for=len(pending))
+                self._kill_ranks()
+                raise LearnerFailure(f"a learner rank gave no answer within {self.timeout_s:g} s (hung)")
             try:
                 ray.get(done[0])
             except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
-                for rank in self.ranks:
-                    ray.kill(rank, no_restart=True)  # the survivors hold a broken process group
+                self._kill_ranks()
                 if isinstance(err, ray.exceptions.RayActorError):
                     raise LearnerFailure(f"a learner rank died: {type(err).__name__}") from err
                 raise LearnerFailure(f"a learner rank raised {type(err.cause).__name__}: {err.cause}") from err
         return ray.get(refs)
+
+    def _kill_ranks(self) -> None:
+        for rank in self.ranks:
+            ray.kill(rank, no_restart=True)  # the survivors hold a broken process group
 
     def train_step(self, plan: UpdatePlan, entropy_coefs, kind: StageKind) -> dict:
         results = self._all(

@@ -8,23 +8,23 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from functools import partial
 import time
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
+from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.config import ConfigError, CounterpointConfig, resolved_json
 from counterpoint.rollout.domains import kinds_of, sandbox_limits, task_source
 from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
-from counterpoint.cluster.errors import LearnerFailure
-from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
-from counterpoint.trainer.loop import RunParts, train
 from counterpoint.trainer.batch import encode_demonstration
+from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
 from counterpoint.trainer.config import BwtPolicy
 from counterpoint.trainer.curriculum.controller import STATE_FILE, ScheduleController
 from counterpoint.trainer.curriculum.planner import SchedulePlanner
-from counterpoint.trainer.probing import TRANSFER_FILE, load_transfer, probe_run
+from counterpoint.trainer.loop import RunParts, train
 from counterpoint.trainer.models import model_summary, resolve_model
+from counterpoint.trainer.probing import TRANSFER_FILE, load_transfer, probe_run
 from counterpoint.trainer.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,14 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     if resume:
         state = load_driver_state(run)
         if state["step"] >= cfg.run.steps:
-            raise ConfigError(f"run.steps: {run.path} already trained {state['step']} of its {cfg.run.steps} steps; "
-                              f"to train on, raise it, e.g. --set run.steps={state['step'] + cfg.run.steps}")
+            raise ConfigError(
+                f"run.steps: {run.path} already trained {state['step']} of its {cfg.run.steps} steps; "
+                f"to train on, raise it, e.g. --set run.steps={state['step'] + cfg.run.steps}"
+            )
         dropped = run.truncate_metrics(state["step"])
-        log.info("resuming %s from step %d (%d records past the checkpoint dropped)", run.run_id, state["step"], dropped)
+        log.info(
+            "resuming %s from step %d (%d records past the checkpoint dropped)", run.run_id, state["step"], dropped
+        )
     (run.path / "config.json").write_text(resolved_json(cfg))
     run.event("start", run_id=run.run_id, resume=resume)
     log.info("run %s: writing to %s", run.run_id, run.path)
@@ -74,8 +78,11 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
                 raise
             state = _last_checkpoint(run)
             run.truncate_metrics(state["step"] if state else -1)
-            log.warning("learner failed (%s); restarting from %s", err,
-                        f"the checkpoint at step {state['step']}" if state else "the beginning")
+            log.warning(
+                "learner failed (%s); restarting from %s",
+                err,
+                f"the checkpoint at step {state['step']}" if state else "the beginning",
+            )
     summary = _summary(run, result, time.time() - started)
     run.write_json("summary.json", summary)
     run.event("end", seconds=summary["seconds"])
@@ -95,7 +102,9 @@ def _session(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, state: di
             parts.learner.load_checkpoint(checkpoint_dir(run) / "learner")
         parts.planner = _schedule_planner(cfg, run, parts)
         if state is not None:  # a finished run resumed for more steps: its schedule takes changes again
-            parts.planner.controller.reopen(author="resume", reason=f"resumed at step {state['step']} to train to step {cfg.run.steps}")
+            parts.planner.controller.reopen(
+                author="resume", reason=f"resumed at step {state['step']} to train to step {cfg.run.steps}"
+            )
         result = train(cfg, parts, run, resume=state)
         parts.planner.controller.finish()  # the schedule is closed: later changes get 409
         _export_model(run, parts, model_dir)
@@ -129,12 +138,19 @@ def resume_config(run_dir: Path, overrides: list[str]) -> CounterpointConfig:
     return config_from_dict(data)
 
 
-def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_desc: str) -> tuple[RunParts, list[str]]:
+def _create_parts(
+    cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_desc: str
+) -> tuple[RunParts, list[str]]:
     import ray
     from transformers import AutoTokenizer
 
     from counterpoint.cluster.groups import (
-        RESTARTABLE, RayLearnerGroup, RayRewards, RayRollout, RewardActor, RolloutActor,
+        RESTARTABLE,
+        RayLearnerGroup,
+        RayRewards,
+        RayRollout,
+        RewardActor,
+        RolloutActor,
     )
 
     gen, lcfg = cfg.generation, cfg.learner
@@ -142,24 +158,49 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
     max_len = _max_model_len(model_dir, gen.max_response_tokens)
     prefix = f"counterpoint-{run.run_id}"
     engines = [
-        RolloutActor.options(num_cpus=1, num_gpus=cfg.cluster.gpus_per_engine, name=f"{prefix}-rollout-{i}", **RESTARTABLE).remote(
-            str(model_dir), max_model_len=max_len, kv_cache_mib=gen.kv_cache_mib,
-            max_num_seqs=gen.max_num_seqs, seed=cfg.run.seed + i, cache_dir=str(cache),
+        RolloutActor.options(
+            num_cpus=1, num_gpus=cfg.cluster.gpus_per_engine, name=f"{prefix}-rollout-{i}", **RESTARTABLE
+        ).remote(
+            str(model_dir),
+            max_model_len=max_len,
+            kv_cache_mib=gen.kv_cache_mib,
+            max_num_seqs=gen.max_num_seqs,
+            seed=cfg.run.seed + i,
+            cache_dir=str(cache),
         )
         for i in range(gen.engines)
     ]
     pools = {
-        d: [RewardActor.options(num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", resources=_reward_resources(cfg, dc),
-                                **RESTARTABLE).remote(d, dc)
-            for w in range(dc.reward_workers)]
+        d: [
+            RewardActor.options(
+                num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", resources=_reward_resources(cfg, dc), **RESTARTABLE
+            ).remote(d, dc)
+            for w in range(dc.reward_workers)
+        ]
         for d, dc in cfg.domains.items()
     }
-    rollout = RayRollout(engines, on_event=run.event)
+    timeouts = cfg.cluster.timeouts
+    rollout = RayRollout(
+        engines,
+        on_event=run.event,
+        generate_timeout_s=timeouts.generate_seconds,
+        weights_timeout_s=timeouts.weights_seconds,
+    )
     learner, infos = RayLearnerGroup.create(
-        lcfg.ranks, rollout, loopback=cfg.cluster.address is None, name_prefix=prefix,
-        gpus_per_rank=cfg.cluster.gpus_per_learner_rank, model_dir=str(model_dir), cfg=lcfg,
-        domains=list(cfg.domains), max_response_tokens=gen.max_response_tokens,
-        micro_batches=_micro_batches(cfg), seed=cfg.run.seed, cache_dir=str(cache),
+        lcfg.ranks,
+        rollout,
+        loopback=cfg.cluster.address is None,
+        name_prefix=prefix,
+        gpus_per_rank=cfg.cluster.gpus_per_learner_rank,
+        timeout_s=timeouts.learner_seconds,
+        on_event=run.event,
+        model_dir=str(model_dir),
+        cfg=lcfg,
+        domains=list(cfg.domains),
+        max_response_tokens=gen.max_response_tokens,
+        micro_batches=_micro_batches(cfg),
+        seed=cfg.run.seed,
+        cache_dir=str(cache),
     )
     ray.get([e.__ray_ready__.remote() for e in engines] + [w.__ray_ready__.remote() for p in pools.values() for w in p])
     # The driver only draws prompts: its domain objects never score (no checker processes here).
@@ -168,15 +209,25 @@ def _create_parts(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_
     components = [
         f"ray {_version('ray')} ({ray_desc})",
         f"vllm {_vllm_version()} x{gen.engines} engine",
-        f"deepspeed {_version('deepspeed')} x{lcfg.ranks} ranks ZeRO-{lcfg.zero_stage} {lcfg.dtype} (setup {max(i['setup_s'] for i in infos)}s)",
+        f"deepspeed {_version('deepspeed')} x{lcfg.ranks} ranks ZeRO-{lcfg.zero_stage} {lcfg.dtype} "
+        f"(setup {max(i['setup_s'] for i in infos)}s)",
         f"torch {_version('torch')}",
         f"transformers {_version('transformers')}",
-        "rewards " + ", ".join(f"{d} x{len(p)}" for d, p in pools.items())
+        "rewards "
+        + ", ".join(f"{d} x{len(p)}" for d, p in pools.items())
         + (f" (bubblewrap {_bwrap_version()})" if any(sandbox_limits(dc) for dc in cfg.domains.values()) else ""),
         f"model {model_summary(model_dir)}",
     ]
-    parts = RunParts(sources, rollout, RayRewards(pools, on_event=run.event), learner, tokenizer.pad_token_id,
-                     entropy_coefficients(cfg), None, partial(encode_demonstration, tokenizer))
+    parts = RunParts(
+        sources,
+        rollout,
+        RayRewards(pools, on_event=run.event, timeout_s=timeouts.reward_seconds),
+        learner,
+        tokenizer.pad_token_id,
+        entropy_coefficients(cfg),
+        None,
+        partial(encode_demonstration, tokenizer),
+    )
     return parts, components
 
 
@@ -192,11 +243,14 @@ def _schedule_planner(cfg: CounterpointConfig, run: RunFolder, parts: RunParts) 
         if probe is None:
             probe = probe_run(cfg, parts, run, cfg.probe_domains(), policy.probe_steps, cfg.generation.prompts_per_step)
         stages, author = cfg.initial_stages(probe["order"]), "bwt-probe"
-        reason = (f"bwt policy: order {' > '.join(probe['order'])}, the best predicted final score of the transfer "
-                  f"probes ({probe['probe_steps']} steps a probe stage; {TRANSFER_FILE})")
+        reason = (
+            f"bwt policy: order {' > '.join(probe['order'])}, the best predicted final score of the transfer "
+            f"probes ({probe['probe_steps']} steps a probe stage; {TRANSFER_FILE})"
+        )
     controller = ScheduleController(run.path, stages, domains=list(cfg.domains), author=author, reason=reason)
-    return SchedulePlanner(controller, cfg.generation.prompts_per_step, poll_seconds=cfg.schedule.pause_poll_seconds,
-                           on_event=run.event)
+    return SchedulePlanner(
+        controller, cfg.generation.prompts_per_step, poll_seconds=cfg.schedule.pause_poll_seconds, on_event=run.event
+    )
 
 
 def _reward_resources(cfg: CounterpointConfig, domain) -> dict[str, float]:

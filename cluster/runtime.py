@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -67,6 +69,7 @@ def _init(ray, cfg, log_to_driver: bool) -> str:
             log_to_driver=log_to_driver,
             configure_logging=False,
         )
+        _start_watchdog(ray)
         return f"embedded on 127.0.0.1, {cfg.num_cpus} logical CPUs, auth disabled (loopback only)"
     if cfg.auth_mode == "token":
         os.environ["RAY_AUTH_MODE"] = "token"
@@ -78,9 +81,48 @@ def _init(ray, cfg, log_to_driver: bool) -> str:
     return f"joined {cfg.address}, auth {cfg.auth_mode}"
 
 
+_watchdog: subprocess.Popen | None = None
+
+
+def _start_watchdog(ray) -> None:
+    """The embedded cluster's watchdog (cluster/watchdog.py): if this driver dies, it ends the
+    Ray processes the driver started and everything below them, by PID."""
+    global _watchdog
+    node = ray._private.worker._global_node  # the Ray processes this driver started
+    roots = [
+        info.process.pid
+        for infos in getattr(node, "all_processes", {}).values()
+        for info in infos
+        if getattr(info, "process", None) is not None
+    ]
+    if not roots:
+        log.warning("ray %s: found no processes of the embedded cluster; no watchdog", ray.__version__)
+        return
+    _watchdog = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "counterpoint.cluster.watchdog",
+            "--driver",
+            str(os.getpid()),
+            "--roots",
+            ",".join(map(str, roots)),
+        ],
+        start_new_session=True,  # not in the driver's process group: a Ctrl-C there does not end it
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def stop_ray() -> None:
     """Shut down the cluster this process started (or disconnect from a joined one)."""
     import ray
 
+    global _watchdog
     if ray.is_initialized():
         ray.shutdown()
+    if _watchdog is not None:  # the cluster is down: nothing left to watch
+        _watchdog.terminate()
+        _watchdog.wait(timeout=10)
+        _watchdog = None

@@ -194,6 +194,25 @@ def test_rollout_reissues_the_chunk_of_an_engine_killed_mid_call(spawn, events, 
     assert events.seen[0][1]["actor"] == "rollout-0" and events.seen[0][1]["attempt"] == 1
 
 
+def test_a_hung_engine_is_killed_restarted_given_the_weights_and_asked_again(spawn, events, tmp_path):
+    engines = [spawn(EngineActor, f"rollout-{i}", str(tmp_path)) for i in range(2)]
+    rollout = RayRollout(engines, on_event=events, generate_timeout_s=2.0, weights_timeout_s=30.0)
+    rollout.load_weights(ray.put({"tag": "w4"}), 4)
+    pid = ray.get(engines[1].state.remote())["pid"]
+    arm(tmp_path, "rollout-1", "generate", "hang")  # stands for a SIGSTOPped or deadlocked engine
+    ps = prompts(4)
+    started_at = time.monotonic()
+    samples = rollout.generate(ps, samples_per_prompt=2, max_tokens=4, temperature=1.0)
+    assert time.monotonic() - started_at < 60
+    assert order_of(samples) == expected_order(ps, 2)
+    assert {(s.policy_version, s.response_text.split("|")[1]) for s in samples} == {(4, "w4")}
+    assert events.seen[:2] == [
+        ("actor_hung", {"actor": "rollout-1", "seconds": 2.0}),
+        ("actor_recovered", {"actor": "rollout-1", "attempt": 1, "error": "GetTimeoutError"}),
+    ]
+    assert ray.get(engines[1].state.remote())["pid"] != pid
+
+
 def test_rollout_reloads_an_engine_that_came_back_with_base_weights(spawn, events):
     engines = [spawn(EngineActor, f"rollout-{i}") for i in range(2)]
     rollout = RayRollout(engines, on_event=events)
@@ -290,10 +309,10 @@ def test_a_hung_reward_actor_is_killed_replaced_and_its_groups_scored_again(spaw
     scored, _ = rewards.score(samples)
     assert time.monotonic() - started_at < 60
     assert [x.sample for x in scored] == samples and all(x.score.info["domain"] == "creative" for x in scored)
-    assert events.seen[0] == (
-        "actor_recovered",
-        {"actor": "reward-creative-0", "attempt": 1, "error": "GetTimeoutError"},
-    )
+    assert events.seen[:2] == [
+        ("actor_hung", {"actor": "reward-creative-0", "seconds": 2.0}),
+        ("actor_recovered", {"actor": "reward-creative-0", "attempt": 1, "error": "GetTimeoutError"}),
+    ]
     assert ray.get(pools["creative"][0].state.remote())["pid"] != pid
 
 
@@ -353,6 +372,21 @@ def test_a_learner_rank_that_dies_mid_step_fails_it_as_learner_failure(spawn, tm
         learner.train_step(plan_for(2), torch.zeros(1), StageKind.RL)
     assert time.monotonic() - started_at < 30
     for rank in ranks:  # the survivor held a broken process group: it is gone too
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(rank.state.remote(), timeout=30)
+
+
+def test_a_hung_learner_rank_fails_the_step_as_learner_failure(spawn, events, tmp_path):
+    ranks = [spawn(LearnerRankActor, r, 2, flags_dir=str(tmp_path), restartable=False) for r in range(2)]
+    learner = RayLearnerGroup(ranks, rollout=None, timeout_s=2.0, on_event=events)
+    arm(tmp_path, "learner-0", "train_step", "hang")  # waits in the collective for its peer
+    arm(tmp_path, "learner-1", "train_step", "hang")  # stands for a SIGSTOPped rank
+    started_at = time.monotonic()
+    with pytest.raises(LearnerFailure, match="no answer within 2 s"):
+        learner.train_step(plan_for(2), torch.zeros(1), StageKind.RL)
+    assert time.monotonic() - started_at < 30
+    assert events.seen == [("actor_hung", {"actor": "learner", "seconds": 2.0, "waiting_for": 2})]
+    for rank in ranks:  # both are killed: the launcher restarts the group from its checkpoint
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(rank.state.remote(), timeout=30)
 
