@@ -96,8 +96,38 @@ class RolloutEngine:
         return samples
 
     def update_weights(self, weights: dict, version: int) -> float:
-        """Load new weights in place (HF parameter names); returns the seconds it took."""
+        """Load new weights in place (HF parameter names); returns the seconds it took.
+
+        The prefix cache is emptied first: `reload_weights` leaves it alone, and a prompt seen
+        before would otherwise be decoded from KV blocks computed under the old weights.
+        """
         started = time.time()
+        self._reset_prefix_cache()
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(weights.items())})
         self.policy_version = version
         return time.time() - started
+
+    def _reset_prefix_cache(self) -> None:
+        """Drop every cached KV block, or raise if vLLM could not.
+
+        vLLM turns prefix caching on by default for decoder models, hashes blocks by their tokens
+        only (not the weights that computed them), and keeps them across `reload_weights`.
+        Called before the new weights load, so a failure leaves the engine whole at its old
+        version. Nothing runs in between: `generate` returns only when all its requests finished,
+        and calls to this object (a Ray actor) are serial.
+        """
+        reset = getattr(self.llm, "reset_prefix_cache", None)
+        if reset is None:  # a vLLM without it: only safe if prefix caching is off
+            cache_config = getattr(getattr(self.llm.llm_engine, "vllm_config", None), "cache_config", None)
+            if getattr(cache_config, "enable_prefix_caching", True):
+                raise RuntimeError("this vLLM cannot reset its prefix cache: stale KV would survive a weight update")
+            return
+        # Older vLLMs return None; newer ones return False when blocks are still held, i.e. a
+        # request is in flight. No retry: an in-process engine only advances inside `generate`,
+        # so the blocks would still be held (a request a failed `generate` left behind). Sampling
+        # the next step's prompts from stale KV is worse than stopping.
+        if reset() is False:
+            raise RuntimeError(
+                "vLLM could not reset its prefix cache (KV blocks still held by unfinished requests); "
+                "refusing to load new weights under a stale cache"
+            )
