@@ -32,19 +32,33 @@ events.jsonl, summary.json, checkpoint/ (DeepSpeed learner + driver state) and f
 def _add_config_args(p: argparse.ArgumentParser, with_config: bool = True) -> None:
     if with_config:
         p.add_argument("--config", metavar="PATH", help="YAML config (default: the shipped default.yaml)")
-    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                   help="override one config field, e.g. --set learner.ranks=1 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one config field, e.g. --set learner.ranks=1 (repeatable)",
+    )
 
 
 def register_run(sub: argparse._SubParsersAction) -> None:
     """Add `run` to the `counterpoint` subparsers."""
-    run = sub.add_parser("run", help="train: the embedded default when given no arguments",
-                         description="Run one RL training job (embedded Ray unless cluster.address is set).",
-                         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="train: the embedded default when given no arguments",
+        description="Run one RL training job (embedded Ray unless cluster.address is set).",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_config_args(run)
     run.add_argument("--steps", type=int, help="shorthand for --set run.steps=N")
     run.add_argument("--output-dir", metavar="DIR", help="shorthand for --set run.output_dir=DIR")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint (its own config, plus any --set/--steps)")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a run from its last checkpoint (its own config, plus any --set/--steps)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
 
 
@@ -55,8 +69,11 @@ def register_jobs(sub: argparse._SubParsersAction) -> None:
 
 def register_config(sub: argparse._SubParsersAction) -> None:
     """Add `config` to the `counterpoint` subparsers."""
-    cfg = sub.add_parser("config", help="validate a config and print it resolved, as JSON",
-                         description="Validate a config (with overrides) and print the resolved tree.")
+    cfg = sub.add_parser(
+        "config",
+        help="validate a config and print it resolved, as JSON",
+        description="Validate a config (with overrides) and print the resolved tree.",
+    )
     _add_config_args(cfg)
 
 
@@ -98,7 +115,9 @@ def main_for(args: argparse.Namespace) -> int:
 
 
 def _run(config, quiet: bool, resume: Path | None) -> int:
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
     for noisy in ("ray", "vllm", "deepspeed", "transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     import signal
@@ -132,10 +151,11 @@ def _interrupt(signum, _frame):
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"run {summary['run_id']} finished in {summary['seconds']:.0f}s; folder: {summary['run_dir']}",
-             "held-out eval, start -> end:"]
+    lines = [
+        f"run {summary['run_id']} finished in {summary['seconds']:.0f}s; folder: {summary['run_dir']}",
+        "held-out eval, start -> end:",
+    ]
     for domain, ev in summary["eval"].items():
         key = "accuracy" if ev["end"]["accuracy"] is not None else "reward_mean"
         lines.append(f"  {domain:<9} {key:<12} {ev['start'][key]:.3f} -> {ev['end'][key]:.3f}")
     return "\n".join(lines)
-

@@ -95,9 +95,14 @@ def submit(address: str, cfg: CounterpointConfig, *, name: str | None = None, en
 
 def status(address: str, job_id: str) -> dict:
     info = client(address).get_job_info(job_id)
-    return {"job_id": job_id, "status": str(info.status.value if hasattr(info.status, "value") else info.status),
-            "message": info.message, "start_time": info.start_time, "end_time": info.end_time,
-            "entrypoint": info.entrypoint}
+    return {
+        "job_id": job_id,
+        "status": str(info.status.value if hasattr(info.status, "value") else info.status),
+        "message": info.message,
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+        "entrypoint": info.entrypoint,
+    }
 
 
 def wait(address: str, job_id: str, *, timeout_s: float, poll_s: float = 2.0) -> str:
@@ -127,8 +132,14 @@ def stop(address: str, job_id: str) -> bool:
 def list_jobs(address: str) -> list[dict]:
     out = []
     for info in client(address).list_jobs():
-        out.append({"job_id": info.submission_id, "status": str(getattr(info.status, "value", info.status)),
-                    "entrypoint": info.entrypoint, "start_time": info.start_time})
+        out.append(
+            {
+                "job_id": info.submission_id,
+                "status": str(getattr(info.status, "value", info.status)),
+                "entrypoint": info.entrypoint,
+                "start_time": info.start_time,
+            }
+        )
     return out
 
 

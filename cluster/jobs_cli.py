@@ -27,7 +27,9 @@ $RAY_AUTH_TOKEN_PATH or $RAY_AUTH_TOKEN; --no-auth is refused for non-loopback a
 
 def _conn() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--address", default=os.environ.get(ADDRESS_ENV), help="Ray dashboard / Jobs API URL, e.g. http://HOST:8265")
+    p.add_argument(
+        "--address", default=os.environ.get(ADDRESS_ENV), help="Ray dashboard / Jobs API URL, e.g. http://HOST:8265"
+    )
     p.add_argument("--token-file", help="file holding the cluster's Ray auth token")
     p.add_argument("--no-auth", action="store_true", help="no Ray token (loopback addresses only)")
     return p
@@ -35,15 +37,26 @@ def _conn() -> argparse.ArgumentParser:
 
 def register(sub: argparse._SubParsersAction, add_config_args) -> None:
     conn = _conn()
-    s = sub.add_parser("submit", parents=[conn], help="submit a run to a Ray cluster (Ray Jobs API)",
-                       description="Submit a training run to a Ray cluster through its Jobs API.",
-                       epilog=SUBMIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = sub.add_parser(
+        "submit",
+        parents=[conn],
+        help="submit a run to a Ray cluster (Ray Jobs API)",
+        description="Submit a training run to a Ray cluster through its Jobs API.",
+        epilog=SUBMIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("config_path", metavar="CONFIG", help="the run's YAML config")
     add_config_args(s, with_config=False)
     s.add_argument("--name", help="submission id (default: <run.name>-<timestamp>)")
-    s.add_argument("--follow", action="store_true", help="stream the job's logs until it ends; exit 0 only on SUCCEEDED")
-    job = sub.add_parser("job", help="status, logs, stop or list runs on a Ray cluster",
-                         epilog=SUBMIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument(
+        "--follow", action="store_true", help="stream the job's logs until it ends; exit 0 only on SUCCEEDED"
+    )
+    job = sub.add_parser(
+        "job",
+        help="status, logs, stop or list runs on a Ray cluster",
+        epilog=SUBMIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     jsub = job.add_subparsers(dest="job_command", metavar="ACTION", required=True)
     for name, helptext in (("status", "a job's status"), ("logs", "a job's logs"), ("stop", "stop a job")):
         p = jsub.add_parser(name, parents=[conn], help=helptext)

@@ -11,7 +11,7 @@ code takes these sections as they are (`rollout/domains.py` builds a domain from
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -184,10 +184,12 @@ class CreativeDomainConfig(_Domain):
     """Quality gate × weighted mean of novelty and judge."""
 
 
-DomainConfig = Annotated[Union[MathDomainConfig, CodeDomainConfig, CreativeDomainConfig], Field(discriminator="kind")]
+DomainConfig = Annotated[MathDomainConfig | CodeDomainConfig | CreativeDomainConfig, Field(discriminator="kind")]
 """One domain's config slice, by kind."""
 DOMAIN_CONFIGS: dict[str, type[_Domain]] = {
-    "math": MathDomainConfig, "code": CodeDomainConfig, "creative": CreativeDomainConfig,
+    "math": MathDomainConfig,
+    "code": CodeDomainConfig,
+    "creative": CreativeDomainConfig,
 }
 
 
@@ -204,8 +206,10 @@ def fill_kinds(domains: Any) -> Any:
     out = {}
     for name, entry in domains.items():
         if not isinstance(name, str) or not re.match(DOMAIN_NAME_PATTERN, name):
-            raise ValueError(f"domains.{name}: a domain name is a lowercase letter, then up to 31 lowercase "
-                             f"letters, digits or _ ({DOMAIN_NAME_PATTERN})")
+            raise ValueError(
+                f"domains.{name}: a domain name is a lowercase letter, then up to 31 lowercase "
+                f"letters, digits or _ ({DOMAIN_NAME_PATTERN})"
+            )
         if entry is None:
             entry = {}  # `code:` with nothing after it in YAML: every default
         if isinstance(entry, dict):

@@ -57,19 +57,32 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "math": Kind("math", MathDomainConfig, {
-        "synthetic": _suite("math", "MathDomain"),
-        "gsm": _suite("math", "GsmDomain"),
-        "champ": _suite("math", "ChampDomain"),
-    }),
-    "code": Kind("code", CodeDomainConfig, {
-        "synthetic": _suite("code", "CodeDomain"),
-        "humaneval": _suite("humaneval", "HumanEvalDomain"),
-    }, sandbox=lambda cfg: cfg.reward.sandbox),
-    "creative": Kind("creative", CreativeDomainConfig, {
-        "synthetic": _suite("creative", "CreativeDomain"),
-        "writingbench": _suite("writingbench", "WritingBenchDomain"),
-    }),
+    "math": Kind(
+        "math",
+        MathDomainConfig,
+        {
+            "synthetic": _suite("math", "MathDomain"),
+            "gsm": _suite("math", "GsmDomain"),
+            "champ": _suite("math", "ChampDomain"),
+        },
+    ),
+    "code": Kind(
+        "code",
+        CodeDomainConfig,
+        {
+            "synthetic": _suite("code", "CodeDomain"),
+            "humaneval": _suite("humaneval", "HumanEvalDomain"),
+        },
+        sandbox=lambda cfg: cfg.reward.sandbox,
+    ),
+    "creative": Kind(
+        "creative",
+        CreativeDomainConfig,
+        {
+            "synthetic": _suite("creative", "CreativeDomain"),
+            "writingbench": _suite("writingbench", "WritingBenchDomain"),
+        },
+    ),
 }
 """kind → `Kind`. A new kind is a config class in `rollout/config.py` (in the `DomainConfig`
 union) and an entry here."""

@@ -1,13 +1,14 @@
 """The small typed records that cross actor boundaries.
 
 A `Prompt` comes from a task source, a `Sample` from a rollout engine, a `Score` from a reward
-function. They are plain dataclasses of builtins so Ray can pickle them cheaply and a unit test
-can build them by hand.
+function. They are plain dataclasses of builtins (and one string enum, `RewardError`) so Ray can
+pickle them cheaply and a unit test can build them by hand.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 
@@ -40,6 +41,71 @@ class Sample:
     policy_version: int
 
 
+class RewardError(StrEnum):
+    """Why a reward is not a plain success, set by the reward function where it decides the
+    outcome; each step's metrics count them per domain (`reward_errors`).
+
+    Two families. Infrastructure failures (`INFRASTRUCTURE_ERRORS`) are ours: the verifier, the
+    sandbox's harness, the judge or the task's data could not decide, so the reward says nothing
+    about the response; a run stops when too many of a step's samples have one
+    (`run.max_reward_failure_fraction`). The others are the policy's own failures, legitimate
+    low rewards that are counted but are no error of the run.
+    """
+
+    # --- infrastructure: our side could not decide --------------------------------------------
+    VERIFIER_TIMEOUT = "verifier_timeout"
+    """Math: math-verify ran past its deadline and its child process was killed."""
+    VERIFIER_CRASH = "verifier_crash"
+    """Math: math-verify raised, ran out of memory, or its child process died."""
+    GOLD_UNPARSABLE = "gold_unparsable"
+    """Math: the task's gold answer does not parse, so no response can score."""
+    HARNESS_FAILURE = "harness_failure"
+    """Code: the sandbox or the test harness failed without judging the program (bubblewrap did
+    not start, the harness died or found other tests than were counted, an argument that cannot
+    be passed)."""
+    JUDGE_UNPARSABLE = "judge_unparsable"
+    """Creative: the judge's reply held no score in range (or there was none); its weight was
+    dropped for that sample."""
+    # --- the policy's own failures ----------------------------------------------------------------
+    NO_ANSWER = "no_answer"
+    """Math: no answer could be extracted from the response, or none parses."""
+    WRONG_ANSWER = "wrong_answer"
+    """Math: the answer differs from the gold. Code: a test's return value was wrong."""
+    SYNTAX_ERROR = "syntax_error"
+    """Code: the program does not compile."""
+    EXCEPTION = "exception"
+    """Code: the program raised (defining the function, or in a test)."""
+    MEMORY_LIMIT = "memory_limit"
+    """Code: a call ran out of the sandbox's address space."""
+    TIMEOUT = "timeout"
+    """Code: the program hit the sandbox's CPU or wall-clock limit, or sat idle in a call."""
+    CRASH = "crash"
+    """Code: the program's process died (a signal, an exit)."""
+    UNSUPPORTED_RESULT = "unsupported_result"
+    """Code: the function returned a value that cannot cross the harness's pipe."""
+    RESULT_TOO_LARGE = "result_too_large"
+    """Code: the function returned more than the harness reads."""
+    GATE_FAILED = "gate_failed"
+    """Creative: the rule-based quality gate failed (length, topic, repetition)."""
+
+    @property
+    def infrastructure(self) -> bool:
+        """Whether this is our failure (verifier, harness, judge, data), not the policy's."""
+        return self in INFRASTRUCTURE_ERRORS
+
+
+INFRASTRUCTURE_ERRORS = frozenset(
+    {
+        RewardError.VERIFIER_TIMEOUT,
+        RewardError.VERIFIER_CRASH,
+        RewardError.GOLD_UNPARSABLE,
+        RewardError.HARNESS_FAILURE,
+        RewardError.JUDGE_UNPARSABLE,
+    }
+)
+"""The reasons that are our fault: the reward of such a sample is not a verdict on the response."""
+
+
 @dataclass(frozen=True)
 class Score:
     """What a reward function says of one response."""
@@ -48,7 +114,22 @@ class Score:
     correct: bool | None = None
     """Exact success where the domain defines it (math, code); None for open-ended domains."""
     info: dict[str, Any] = field(default_factory=dict)
-    """Small diagnostics (a parse failure, per-test results, the quality gate's verdict)."""
+    """Small diagnostics (the extracted answer, per-test results, the quality gate's verdict) and
+    a human-readable `detail` of a failure."""
+    error: RewardError | None = None
+    """Why the outcome is not a plain success (None: it is). A string is taken as the
+    `RewardError` of that value; `correct=False` requires one, so a failed check always says why."""
+
+    def __post_init__(self):
+        if self.error is not None and not isinstance(self.error, RewardError):
+            object.__setattr__(self, "error", RewardError(self.error))  # ValueError on an unknown reason
+        if self.correct is False and self.error is None:
+            raise ValueError("a Score with correct=False must name its error (a RewardError)")
+
+    @property
+    def infrastructure_failure(self) -> bool:
+        """Whether the reward failed on our side (`INFRASTRUCTURE_ERRORS`), not the policy's."""
+        return self.error is not None and self.error.infrastructure
 
 
 @dataclass

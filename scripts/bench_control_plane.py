@@ -63,11 +63,30 @@ def main() -> None:
     runs = work / "runs"
     env = {**os.environ, "COUNTERPOINT_VIEWER_TOKEN": TOKEN, "COUNTERPOINT_OPERATOR_TOKEN": TOKEN[::-1]}
     cli = [sys.executable, "-m", "counterpoint"]
-    run = subprocess.Popen([*cli, "run", "-q", "--steps", str(args.steps), "--output-dir", str(runs), "--set", "run.name=bench",
-                            "--set", "run.eval_every_steps=0", *sum((["--set", x] for x in args.extra), [])], env=env)
+    run = subprocess.Popen(
+        [
+            *cli,
+            "run",
+            "-q",
+            "--steps",
+            str(args.steps),
+            "--output-dir",
+            str(runs),
+            "--set",
+            "run.name=bench",
+            "--set",
+            "run.eval_every_steps=0",
+            *sum((["--set", x] for x in args.extra), []),
+        ],
+        env=env,
+    )
     port = free_port()
-    serve = subprocess.Popen([*cli, "serve", "--runs-dir", str(runs), "--port", str(port)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    serve = subprocess.Popen(
+        [*cli, "serve", "--runs-dir", str(runs), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 600
         while not list(runs.glob("bench-*/controller.json")):
@@ -76,22 +95,26 @@ def main() -> None:
             time.sleep(0.5)
         run_dir = next(runs.glob("bench-*"))
         half = args.steps // 2
-        wait_steps(run_dir, 2, run)                   # skip warm-up steps
+        wait_steps(run_dir, 2, run)  # skip warm-up steps
         wait_steps(run_dir, half, run)
         quiet = [r["seconds"]["step"] for r in steps(run_dir)[2:half]]
         task_started = time.time()
         collected: list[float] = []
         latencies = asyncio.run(_run_window(f"http://127.0.0.1:{port}", run_dir, args, run, collected))
         elapsed = time.time() - task_started
-        loaded_steps = [r["seconds"]["step"] for r in steps(run_dir)[half:args.steps - 1]]
+        loaded_steps = [r["seconds"]["step"] for r in steps(run_dir)[half : args.steps - 1]]
         lat = sorted(latencies)
-        print(f"readers: {args.readers} concurrent, {len(lat)} answered requests in {elapsed:.1f}s = "
-              f"{len(lat) / elapsed:.0f} req/s; {len(ERRORS)} without an answer or with a 5xx")
+        print(
+            f"readers: {args.readers} concurrent, {len(lat)} answered requests in {elapsed:.1f}s = "
+            f"{len(lat) / elapsed:.0f} req/s; {len(ERRORS)} without an answer or with a 5xx"
+        )
         if lat:
             print(f"latency p50 {1000 * lat[len(lat) // 2]:.1f} ms, p99 {1000 * lat[int(len(lat) * 0.99)]:.1f} ms")
         print(f"step time quiet  : mean {statistics.mean(quiet):.2f}s over {len(quiet)} steps")
-        print(f"step time loaded : mean {statistics.mean(loaded_steps):.2f}s over {len(loaded_steps)} steps "
-              f"({100 * (statistics.mean(loaded_steps) / statistics.mean(quiet) - 1):+.0f}%)")
+        print(
+            f"step time loaded : mean {statistics.mean(loaded_steps):.2f}s over {len(loaded_steps)} steps "
+            f"({100 * (statistics.mean(loaded_steps) / statistics.mean(quiet) - 1):+.0f}%)"
+        )
     finally:
         serve.terminate()
         run.terminate()
@@ -115,7 +138,10 @@ async def _run_window(url: str, run_dir: Path, args, run: subprocess.Popen, coll
 async def _collect(url, run_id, n, until, max_requests, out: list[float]) -> None:
     paths = [f"/v1/runs/{run_id}", f"/v1/runs/{run_id}/schedule", f"/v1/runs/{run_id}/metrics?since=0&limit=20"]
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, limits=limits, timeout=30
+    ) as client:
+
         async def one(i: int) -> None:
             k = 0
             while time.time() < until and len(out) < max_requests:

@@ -67,6 +67,7 @@ def bench_math(seconds: float) -> dict[str, tuple[float, float]]:
 
     out = {}
     for style in styles(0, 0):
+
         def group() -> int:
             a = next(counter) * 100  # fresh numbers, so the checker's parse cache never helps
             checker.check([(str(a), styles(a, k)[style]) for k in range(GROUP)])
@@ -107,8 +108,10 @@ def bench_code(seconds: float) -> dict[str, tuple[float, float]]:
 
 
 def _texts(rng: random.Random, words: int, n: int) -> list[str]:
-    vocab = "the a sea moon rain forest city fire snow river wind stone pale quiet wild old bright cold sings " \
-            "waits burns drifts breaks sleeps turns market report growth policy light dream road heart".split()
+    vocab = (
+        "the a sea moon rain forest city fire snow river wind stone pale quiet wild old bright cold sings "
+        "waits burns drifts breaks sleeps turns market report growth policy light dream road heart".split()
+    )
     return [" ".join(rng.choice(vocab) for _ in range(words)) for _ in range(n)]
 
 

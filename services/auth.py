@@ -97,12 +97,12 @@ class Auth:
         return f"Auth(disabled={self.disabled}, names={[e.principal.name for e in self._entries]})"
 
     @classmethod
-    def disabled_mode(cls) -> "Auth":
+    def disabled_mode(cls) -> Auth:
         """Every request acts as an operator named `anonymous` (loopback-only; see create_app)."""
         return cls([], disabled=True)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Auth":
+    def from_file(cls, path: str | Path) -> Auth:
         path = Path(path)
         try:
             text = path.read_text()
@@ -123,13 +123,16 @@ class Auth:
             raise AuthConfigError(f"{path}: {err}") from None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Auth":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Auth:
         """The tokens file if COUNTERPOINT_TOKENS_FILE is set, else the two token variables."""
         env = os.environ if environ is None else environ
         if env.get(TOKENS_FILE_ENV):
             return cls.from_file(env[TOKENS_FILE_ENV])
-        tokens = [(role, env[var], role) for var, role in ((OPERATOR_TOKEN_ENV, "operator"), (VIEWER_TOKEN_ENV, "viewer"))
-                  if env.get(var)]
+        tokens = [
+            (role, env[var], role)
+            for var, role in ((OPERATOR_TOKEN_ENV, "operator"), (VIEWER_TOKEN_ENV, "viewer"))
+            if env.get(var)
+        ]
         return cls(tokens)
 
     def authenticate(self, token: str) -> Principal | None:
@@ -145,17 +148,23 @@ class Auth:
         """A FastAPI dependency giving the request's Principal; 401 or 403 when it may not act."""
         bearer = HTTPBearer(auto_error=False, description="A viewer token reads; an operator token also writes.")
 
-        def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        def principal(
+            request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+        ) -> Principal:
             if self.disabled:
                 return Principal("anonymous", "operator")
             if credentials is None:
-                raise HTTPException(401, "missing bearer token: send 'Authorization: Bearer <token>'",
-                                    headers={"WWW-Authenticate": REALM})
+                raise HTTPException(
+                    401,
+                    "missing bearer token: send 'Authorization: Bearer <token>'",
+                    headers={"WWW-Authenticate": REALM},
+                )
             who = self.authenticate(credentials.credentials)
             if who is None:
                 log.warning("rejected an unknown token for %s %s", request.method, request.url.path)
-                raise HTTPException(401, "unknown or wrong token",
-                                    headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'})
+                raise HTTPException(
+                    401, "unknown or wrong token", headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'}
+                )
             if not who.can(role):
                 raise HTTPException(403, f"token {who.name!r} has the {who.role} role; this request needs {role}")
             return who

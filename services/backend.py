@@ -43,13 +43,33 @@ class Controller(Protocol):
     def get_schedule(self, version: int | None = None) -> dict: ...
     def audit(self, since: int = 0) -> list[dict]: ...
     def metrics(self, since_step: int = 0, limit: int = ...) -> list[dict]: ...
-    def replace_schedule(self, base_version: int, stages: Sequence[Stage | Mapping], *, author: str, reason: str = "",
-                         allow_stage_changes: bool = False) -> dict: ...
-    def pause(self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None) -> dict: ...
-    def resume(self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None) -> dict: ...
-    def set_domain(self, stage: str, domain: str, *, author: str, reason: str = "", weight: float | None = None,
-                   entropy_target: float | None = None, clear_entropy_target: bool = False,
-                   base_version: int | None = None) -> dict: ...
+    def replace_schedule(
+        self,
+        base_version: int,
+        stages: Sequence[Stage | Mapping],
+        *,
+        author: str,
+        reason: str = "",
+        allow_stage_changes: bool = False,
+    ) -> dict: ...
+    def pause(
+        self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None
+    ) -> dict: ...
+    def resume(
+        self, stage: str | None = None, *, author: str, reason: str = "", base_version: int | None = None
+    ) -> dict: ...
+    def set_domain(
+        self,
+        stage: str,
+        domain: str,
+        *,
+        author: str,
+        reason: str = "",
+        weight: float | None = None,
+        entropy_target: float | None = None,
+        clear_entropy_target: bool = False,
+        base_version: int | None = None,
+    ) -> dict: ...
     def advance(self, *, author: str, reason: str = "", base_version: int | None = None) -> dict: ...
 
 
@@ -79,8 +99,11 @@ class LocalBackend:
     def list_runs(self) -> list[str]:
         if not self.runs_dir.is_dir():
             return []
-        return sorted(p.name for p in self.runs_dir.iterdir()
-                      if re.fullmatch(RUN_ID_PATTERN, p.name) and (p / STATE_FILE).is_file())
+        return sorted(
+            p.name
+            for p in self.runs_dir.iterdir()
+            if re.fullmatch(RUN_ID_PATTERN, p.name) and (p / STATE_FILE).is_file()
+        )
 
     def controller(self, run_id: str) -> ScheduleController:
         if not re.fullmatch(RUN_ID_PATTERN, run_id):  # also keeps ".." and "/" out of paths

@@ -49,9 +49,15 @@ next step boundary.
 
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--url", default=os.environ.get(URL_ENV, DEFAULT_URL), help="control plane URL (default: %(default)s)")
+    p.add_argument(
+        "--url", default=os.environ.get(URL_ENV, DEFAULT_URL), help="control plane URL (default: %(default)s)"
+    )
     p.add_argument("--run", help="run id (default: the only run served)")
-    p.add_argument("--token", default=None, help=f"bearer token (default: ${TOKEN_ENV}, which is better: arguments show in process lists)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token (default: ${TOKEN_ENV}, which is better: arguments show in process lists)",
+    )
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
     return p
 
@@ -66,16 +72,22 @@ def _write() -> argparse.ArgumentParser:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `schedule` and `serve` commands to the `counterpoint` subparsers."""
     common, write = _common(), _write()
-    sched = sub.add_parser("schedule", help="show or change a live run's curriculum (REST client)",
-                           description="Show or change the curriculum of a live run through the control plane.",
-                           epilog=SCHEDULE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sched = sub.add_parser(
+        "schedule",
+        help="show or change a live run's curriculum (REST client)",
+        description="Show or change the curriculum of a live run through the control plane.",
+        epilog=SCHEDULE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ops = sched.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
     ops.add_parser("runs", parents=[common], help="list the runs served")
     show = ops.add_parser("show", parents=[common], help="the stages, their progress and versions")
     show.add_argument("--version", type=int, help="show an older version")
     ops.add_parser("status", parents=[common], help="step, active stage, latest and applied version")
     reorder = ops.add_parser("reorder", parents=[common, write], help="put the stages in a new order")
-    reorder.add_argument("stages", nargs="+", metavar="STAGE", help="every stage, in the new order (finished ones may be left out)")
+    reorder.add_argument(
+        "stages", nargs="+", metavar="STAGE", help="every stage, in the new order (finished ones may be left out)"
+    )
     for name, what in (("pause", "pause"), ("resume", "resume")):
         p = ops.add_parser(name, parents=[common, write], help=f"{what} the whole run, or one stage with --stage")
         p.add_argument("--stage", help=f"the stage to {what} (default: the whole run)")
@@ -84,7 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     weight.add_argument("stage")
     weight.add_argument("domain")
     weight.add_argument("weight", type=float)
-    target = ops.add_parser("set-entropy-target", parents=[common, write], help="set a domain's entropy target in a stage")
+    target = ops.add_parser(
+        "set-entropy-target", parents=[common, write], help="set a domain's entropy target in a stage"
+    )
     target.add_argument("stage")
     target.add_argument("domain")
     target.add_argument("target", help='entropy in nats, or "none" to remove the target')
@@ -93,16 +107,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     metrics = ops.add_parser("metrics", parents=[common], help="per-domain step metrics")
     metrics.add_argument("--since", type=int, default=0, help="only steps after this one")
 
-    serve = sub.add_parser("serve", help="serve the control plane for the runs in a folder (uvicorn)",
-                           description="Serve the REST control plane over every run folder under --runs-dir. Tokens "
-                                       "come from $COUNTERPOINT_TOKENS_FILE or $COUNTERPOINT_OPERATOR_TOKEN / "
-                                       "$COUNTERPOINT_VIEWER_TOKEN.")
+    serve = sub.add_parser(
+        "serve",
+        help="serve the control plane for the runs in a folder (uvicorn)",
+        description="Serve the REST control plane over every run folder under --runs-dir. Tokens "
+        "come from $COUNTERPOINT_TOKENS_FILE or $COUNTERPOINT_OPERATOR_TOKEN / "
+        "$COUNTERPOINT_VIEWER_TOKEN.",
+    )
     serve.add_argument("--runs-dir", default="runs", help="folder holding the run folders (default: %(default)s)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--ray-serve", metavar="RAY_ADDRESS",
-                       help="host the app with Ray Serve on this Ray cluster ('auto' from a cluster node, "
-                            "'local' for a single-node dev cluster) instead of plain uvicorn")
+    serve.add_argument(
+        "--ray-serve",
+        metavar="RAY_ADDRESS",
+        help="host the app with Ray Serve on this Ray cluster ('auto' from a cluster node, "
+        "'local' for a single-node dev cluster) instead of plain uvicorn",
+    )
     serve.add_argument("--ray-address", help="Ray Jobs API (http://HOST:8265) that POST /v1/runs submits runs to")
     serve.add_argument("--ray-token-file", help="the Ray cluster's auth token (or RAY_AUTH_TOKEN[_PATH])")
     serve.add_argument("--ray-no-auth", action="store_true", help="no Ray token (loopback Ray addresses only)")
@@ -151,14 +171,18 @@ def _schedule(client: ControlPlaneClient, args: argparse.Namespace) -> int:
             value = None if clear else float(args.target)
         except ValueError:
             raise ApiError(None, f'entropy target must be a number or "none", got {args.target!r}') from None
-        view = client.set_domain(run, args.stage, args.domain, entropy_target=value, clear_entropy_target=clear, **write)
+        view = client.set_domain(
+            run, args.stage, args.domain, entropy_target=value, clear_entropy_target=clear, **write
+        )
     return _print(args, view, _format_schedule)
 
 
 def _only_run(client: ControlPlaneClient) -> str:
     ids = [r["run_id"] for r in client.runs()["runs"]]
     if len(ids) != 1:
-        raise ApiError(None, "no runs are served" if not ids else f"several runs are served; pass --run ({', '.join(ids)})")
+        raise ApiError(
+            None, "no runs are served" if not ids else f"several runs are served; pass --run ({', '.join(ids)})"
+        )
     return ids[0]
 
 
@@ -171,8 +195,10 @@ def _format_runs(data: dict) -> str:
     lines = []
     for r in data["runs"]:
         applied = r["applied_version"] if r["applied_version"] is not None else "-"
-        lines.append(f"{r['run_id']}  {r['status']}  step {r['step'] if r['step'] is not None else '-'}  "
-                     f"stage {r['stage'] or '-'}  version {r['latest_version']} (applied {applied})")
+        lines.append(
+            f"{r['run_id']}  {r['status']}  step {r['step'] if r['step'] is not None else '-'}  "
+            f"stage {r['stage'] or '-'}  version {r['latest_version']} (applied {applied})"
+        )
     for r in data.get("unavailable", []):
         lines.append(f"{r['run_id']}  unavailable: {r['detail']}")
     return "\n".join(lines) or "no runs"
@@ -191,30 +217,50 @@ def _rule(rule: dict) -> str:
 def _format_schedule(view: dict) -> str:
     applied = view["applied_version"] if view["applied_version"] is not None else "-"
     flags = (" PAUSED" if view["paused"] else "") + (" FINISHED" if view["finished"] else "")
-    lines = [f"run {view['run_id']}  version {view['version']} (latest {view['latest_version']}, applied {applied}){flags}"]
+    lines = [
+        f"run {view['run_id']}  version {view['version']} (latest {view['latest_version']}, applied {applied}){flags}"
+    ]
     progress = {p["name"]: p for p in view["progress"]}
     for i, stage in enumerate(view["stages"], 1):
         p = progress.get(stage["name"], {})
-        domains = ", ".join(f"{d} {s['weight']:g}" + (f" (H target {s['entropy_target']:g})" if s["entropy_target"] is not None else "")
-                            for d, s in stage["domains"].items())
+        domains = ", ".join(
+            f"{d} {s['weight']:g}" + (f" (H target {s['entropy_target']:g})" if s["entropy_target"] is not None else "")
+            for d, s in stage["domains"].items()
+        )
         steps = f"{p['steps']} steps" if p.get("steps") is not None else ""
-        lines.append(f"  {i}. {stage['name']} [{stage['kind']}] {p.get('status', '?')}{' PAUSED' if stage['paused'] else ''}"
-                     f"  {steps}  advance: {_rule(stage['advance'])}  domains: {domains}")
+        lines.append(
+            f"  {i}. {stage['name']} [{stage['kind']}] {p.get('status', '?')}{' PAUSED' if stage['paused'] else ''}"
+            f"  {steps}  advance: {_rule(stage['advance'])}  domains: {domains}"
+        )
     return "\n".join(lines)
 
 
 def _format_audit(data: dict) -> str:
-    return "\n".join(f"v{e['version']}  {e['time']}  {e['author']}  {e['action']}  step {e['step']}"
-                     + (f"  {json.dumps(e['detail'])}" if e["detail"] else "") + (f"  -- {e['reason']}" if e["reason"] else "")
-                     for e in data["entries"]) or "no entries"
+    return (
+        "\n".join(
+            f"v{e['version']}  {e['time']}  {e['author']}  {e['action']}  step {e['step']}"
+            + (f"  {json.dumps(e['detail'])}" if e["detail"] else "")
+            + (f"  -- {e['reason']}" if e["reason"] else "")
+            for e in data["entries"]
+        )
+        or "no entries"
+    )
 
 
 def _format_metrics(data: dict) -> str:
     lines = []
     for r in data["records"]:
-        parts = [f"{d}: " + " ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float | int) and not isinstance(v, bool)
-                                    and k in ("reward_mean", "accuracy", "entropy_mean"))
-                 for d, m in r["domains"].items()]
+        parts = [
+            f"{d}: "
+            + " ".join(
+                f"{k} {v:.4g}"
+                for k, v in m.items()
+                if isinstance(v, float | int)
+                and not isinstance(v, bool)
+                and k in ("reward_mean", "accuracy", "entropy_mean")
+            )
+            for d, m in r["domains"].items()
+        ]
         lines.append(f"step {r['step']} (v{r['schedule_version']}, {r['stage']})  " + " | ".join(parts))
     return "\n".join(lines) or "no metrics"
 

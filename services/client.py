@@ -22,8 +22,14 @@ class ApiError(Exception):
 
 
 class ControlPlaneClient:
-    def __init__(self, url: str = DEFAULT_URL, token: str | None = None, *, timeout: float = 10.0,
-                 http: httpx.Client | None = None):
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        http: httpx.Client | None = None,
+    ):
         """`http`: an httpx client to send through instead of a new one (tests pass FastAPI's TestClient)."""
         self.url = url.rstrip("/")
         self._owns_http = http is None
@@ -35,7 +41,7 @@ class ControlPlaneClient:
         if self._owns_http:
             self._http.close()
 
-    def __enter__(self) -> "ControlPlaneClient":
+    def __enter__(self) -> ControlPlaneClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -60,10 +66,21 @@ class ControlPlaneClient:
 
     # --- writes ---
 
-    def replace_schedule(self, run: str, base_version: int, stages: Sequence[dict], *, reason: str = "",
-                         allow_stage_changes: bool = False) -> dict:
-        body = {"base_version": base_version, "stages": list(stages), "reason": reason,
-                "allow_stage_changes": allow_stage_changes}
+    def replace_schedule(
+        self,
+        run: str,
+        base_version: int,
+        stages: Sequence[dict],
+        *,
+        reason: str = "",
+        allow_stage_changes: bool = False,
+    ) -> dict:
+        body = {
+            "base_version": base_version,
+            "stages": list(stages),
+            "reason": reason,
+            "allow_stage_changes": allow_stage_changes,
+        }
         return self._call("PUT", f"/v1/runs/{_seg(run)}/schedule", json=body)
 
     def reorder(self, run: str, order: Sequence[str], *, base_version: int | None = None, reason: str = "") -> dict:
@@ -76,20 +93,41 @@ class ControlPlaneClient:
             raise ApiError(None, f"unknown stage {unknown[0]!r}; the stages are {', '.join(by_name)}")
         finished = [p["name"] for p in view["progress"] if p["status"] == "finished" and p["name"] not in order]
         stages = [by_name[n] for n in [*finished, *order]]
-        return self.replace_schedule(run, view["version"] if base_version is None else base_version, stages, reason=reason)
+        return self.replace_schedule(
+            run, view["version"] if base_version is None else base_version, stages, reason=reason
+        )
 
     def pause(self, run: str, stage: str | None = None, *, base_version: int | None = None, reason: str = "") -> dict:
-        return self._call("POST", f"/v1/runs/{_seg(run)}/pause", json=_drop_none(stage=stage, base_version=base_version, reason=reason))
+        return self._call(
+            "POST",
+            f"/v1/runs/{_seg(run)}/pause",
+            json=_drop_none(stage=stage, base_version=base_version, reason=reason),
+        )
 
     def resume(self, run: str, stage: str | None = None, *, base_version: int | None = None, reason: str = "") -> dict:
-        return self._call("POST", f"/v1/runs/{_seg(run)}/resume", json=_drop_none(stage=stage, base_version=base_version, reason=reason))
+        return self._call(
+            "POST",
+            f"/v1/runs/{_seg(run)}/resume",
+            json=_drop_none(stage=stage, base_version=base_version, reason=reason),
+        )
 
     def advance(self, run: str, *, base_version: int | None = None, reason: str = "") -> dict:
-        return self._call("POST", f"/v1/runs/{_seg(run)}/advance", json=_drop_none(base_version=base_version, reason=reason))
+        return self._call(
+            "POST", f"/v1/runs/{_seg(run)}/advance", json=_drop_none(base_version=base_version, reason=reason)
+        )
 
-    def set_domain(self, run: str, stage: str, domain: str, *, weight: float | None = None,
-                   entropy_target: float | None = None, clear_entropy_target: bool = False,
-                   base_version: int | None = None, reason: str = "") -> dict:
+    def set_domain(
+        self,
+        run: str,
+        stage: str,
+        domain: str,
+        *,
+        weight: float | None = None,
+        entropy_target: float | None = None,
+        clear_entropy_target: bool = False,
+        base_version: int | None = None,
+        reason: str = "",
+    ) -> dict:
         body = _drop_none(weight=weight, entropy_target=entropy_target, base_version=base_version, reason=reason)
         if clear_entropy_target:
             body["entropy_target"] = None

@@ -27,9 +27,18 @@ class FieldError(Body):
 class ErrorBody(Body):
     """Every 4xx/5xx answer has this shape."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "detail": "base_version: the schedule is at version 7, not 6; read it again and re-apply your change",
-        "error": "stale_version", "field": "base_version", "current_version": 7}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "base_version: the schedule is at version 7, not 6; read it again and re-apply your change",  # noqa: E501
+                    "error": "stale_version",
+                    "field": "base_version",
+                    "current_version": 7,
+                }
+            ]
+        }
+    )
 
     detail: str
     """What went wrong and what to change."""
@@ -47,10 +56,26 @@ class ErrorBody(Body):
 class RunStatus(Body):
     """Where a run stands: its step, active stage and the schedule versions."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "run_id": "counterpoint-20261126-101500", "status": "running", "step": 17, "stage": "structured",
-        "stage_kind": "rl", "latest_version": 4, "applied_version": 4, "applied_at_step": 18, "run_paused": False,
-        "stage_paused": False, "stages_total": 2, "stages_finished": 0}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "run_id": "counterpoint-20261126-101500",
+                    "status": "running",
+                    "step": 17,
+                    "stage": "structured",
+                    "stage_kind": "rl",
+                    "latest_version": 4,
+                    "applied_version": 4,
+                    "applied_at_step": 18,
+                    "run_paused": False,
+                    "stage_paused": False,
+                    "stages_total": 2,
+                    "stages_finished": 0,
+                }
+            ]
+        }
+    )
 
     run_id: str
     """The run's id (its folder name)."""
@@ -129,13 +154,28 @@ class ScheduleView(Body):
 class ScheduleReplace(Body):
     """Replace the stage list. A reorder is this with the same stages in a new order."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "base_version": 3, "reason": "creative first: math entropy is still high",
-        "stages": [
-            {"name": "creative", "domains": {"creative": {"weight": 1.0}}, "advance": {"type": "steps", "steps": 50}},
-            {"name": "structured", "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}},
-             "advance": {"type": "plateau", "domain": "math", "window": 20, "min_delta": 0.01}},
-        ]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "base_version": 3,
+                    "reason": "creative first: math entropy is still high",
+                    "stages": [
+                        {
+                            "name": "creative",
+                            "domains": {"creative": {"weight": 1.0}},
+                            "advance": {"type": "steps", "steps": 50},
+                        },
+                        {
+                            "name": "structured",
+                            "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}},
+                            "advance": {"type": "plateau", "domain": "math", "window": 20, "min_delta": 0.01},
+                        },
+                    ],
+                }
+            ]
+        }
+    )
 
     base_version: int = Field(ge=1)
     """The version this change was based on; a different current version answers 409."""
@@ -173,9 +213,15 @@ class AdvanceRequest(Body):
 class DomainPatch(Body):
     """Change one domain of one stage. Fields left out stay as they are."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"weight": 0.5, "base_version": 4},
-                                                              {"entropy_target": 0.3, "reason": "keep code exploring"},
-                                                              {"entropy_target": None, "reason": "remove the budget"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"weight": 0.5, "base_version": 4},
+                {"entropy_target": 0.3, "reason": "keep code exploring"},
+                {"entropy_target": None, "reason": "remove the budget"},
+            ]
+        }
+    )
 
     weight: float | None = Field(None, ge=0.0, allow_inf_nan=False)
     """New weight (≥ 0, finite); at least one domain of the stage must keep a weight above 0."""
@@ -233,9 +279,20 @@ class SubmitRun(Body):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     """Submission id; default `<run.name>-<timestamp>`."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"config": {"run": {"name": "demo", "steps": 40}, "domains": {"math": {"weight": 2}, "creative": {"weight": 1}}},
-         "name": "demo-1"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "config": {
+                        "run": {"name": "demo", "steps": 40},
+                        "domains": {"math": {"weight": 2}, "creative": {"weight": 1}},
+                    },
+                    "name": "demo-1",
+                }
+            ]
+        },
+    )
 
 
 class SubmittedRun(Body):

@@ -57,8 +57,12 @@ def test_domain_kind_defaults_to_the_name_and_a_second_domain_of_a_kind_is_confi
     cfg = load_config()
     assert {n: d.kind for n, d in cfg.domains.items()} == {"math": "math", "code": "code", "creative": "creative"}
     assert cfg.domains["creative"].eval.samples_per_prompt == 4 and cfg.domains["math"].eval.prompts == 256
-    cfg = load_config(overrides=["domains.algebra={kind: math, suite: gsm, reward: {timeout_seconds: 2}}",
-                                 "domains.code.reward.sandbox.seccomp=false"])
+    cfg = load_config(
+        overrides=[
+            "domains.algebra={kind: math, suite: gsm, reward: {timeout_seconds: 2}}",
+            "domains.code.reward.sandbox.seccomp=false",
+        ]
+    )
     assert (cfg.domains["algebra"].kind, cfg.domains["algebra"].suite) == ("math", "gsm")
     assert cfg.domains["code"].reward.sandbox.seccomp is False
     assert set(cfg.prompts_per_domain()) == {"math", "code", "creative", "algebra"}
@@ -92,7 +96,9 @@ def test_split_by_weight_sums_exactly():
 def test_cli_bad_config_exits_nonzero_naming_the_field():
     proc = subprocess.run(
         [sys.executable, "-m", "counterpoint", "run", "--set", "learner.rankz=2"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "learner.rankz" in proc.stderr and "unknown key" in proc.stderr
@@ -100,7 +106,9 @@ def test_cli_bad_config_exits_nonzero_naming_the_field():
 
 def test_cli_help_explains_itself():
     top = subprocess.run([sys.executable, "-m", "counterpoint", "--help"], capture_output=True, text=True, timeout=60)
-    run = subprocess.run([sys.executable, "-m", "counterpoint", "run", "--help"], capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "counterpoint", "run", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert top.returncode == 0 and "embedded Ray" in top.stdout and "run" in top.stdout
     assert run.returncode == 0 and "metrics.jsonl" in run.stdout and "--set" in run.stdout
 
@@ -125,13 +133,17 @@ def test_per_domain_overrides_inherit_and_validate():
 
 
 def test_bwt_policy_needs_two_distinct_known_domains():
-    cfg = load_config(overrides=["schedule.policy=bwt", "schedule.policy.order=[math, creative]", "schedule.policy.steps_per_stage=5"])
+    cfg = load_config(
+        overrides=["schedule.policy=bwt", "schedule.policy.order=[math, creative]", "schedule.policy.steps_per_stage=5"]
+    )
     assert cfg.probe_domains() == ["math", "creative"]
     # before its probes have chosen, the schedule is the configured order; after, theirs
     assert [s.name for s in cfg.initial_stages()] == ["math", "creative"]
     assert [s.name for s in cfg.initial_stages(["creative", "math"])] == ["creative", "math"]
     assert load_config(overrides=["schedule.policy=bwt"]).probe_domains() == ["math", "code", "creative"]
-    with pytest.raises(ConfigError, match="schedule.policy.order: the bwt policy probes the transfer between two or more"):
+    with pytest.raises(
+        ConfigError, match="schedule.policy.order: the bwt policy probes the transfer between two or more"
+    ):
         load_config(overrides=["schedule.policy=bwt", "schedule.policy.order=[math]"])
     with pytest.raises(ConfigError, match="schedule.policy.order: a domain is listed twice"):
         load_config(overrides=["schedule.policy=bwt", "schedule.policy.order=[math, math]"])
@@ -139,3 +151,28 @@ def test_bwt_policy_needs_two_distinct_known_domains():
         load_config(overrides=["schedule.policy=bwt", "schedule.policy.order=[math, poetry]"])
     with pytest.raises(ConfigError, match="schedule.policy.probe_steps"):
         load_config(overrides=["schedule.policy=bwt", "schedule.policy.probe_steps=0"])
+
+
+def test_the_reward_failure_bound_is_a_share():
+    assert load_config().run.max_reward_failure_fraction == 0.5
+    assert load_config(overrides=["run.max_reward_failure_fraction=0"]).run.max_reward_failure_fraction == 0.0
+    for bad, hint in (("1.5", "less than or equal to 1"), ("-0.1", "greater than or equal to 0"), (".nan", "finite")):
+        with pytest.raises(ConfigError, match=rf"run\.max_reward_failure_fraction: .*{hint}"):
+            load_config(overrides=[f"run.max_reward_failure_fraction={bad}"])
+
+
+def test_a_stage_rule_on_a_misspelt_metric_is_refused_naming_the_field():
+    stages = [
+        {
+            "name": "a",
+            "domains": {"math": {}},
+            "advance": {"type": "plateau", "domain": "math", "metric": "reward_maen"},
+        }
+    ]
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"schedule": {"policy": {"type": "stages", "stages": stages}}})
+    message = str(err.value)
+    assert "schedule.policy.stages[0].advance.metric: unknown per-domain metric 'reward_maen'" in message
+    assert "did you mean 'reward_mean'" in message
+    stages[0]["advance"]["metric"] = "reward_mean"
+    config_from_dict({"schedule": {"policy": {"type": "stages", "stages": stages}}})

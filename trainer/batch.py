@@ -35,7 +35,7 @@ class TrainBatch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def select(self, rows: list[int] | torch.Tensor) -> "TrainBatch":
+    def select(self, rows: list[int] | torch.Tensor) -> TrainBatch:
         """A sub-batch of `rows`, trimmed to its own longest sequence."""
         rows = torch.as_tensor(rows, dtype=torch.long)
         width = int(self.attention_mask[rows].sum(dim=1).max()) if len(rows) else 1
@@ -49,12 +49,12 @@ class TrainBatch:
             picked[f.name] = value
         return TrainBatch(**picked)
 
-    def to(self, device) -> "TrainBatch":
+    def to(self, device) -> TrainBatch:
         """The same batch with every tensor on `device` (a no-op on the CPU)."""
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
         return TrainBatch(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in moved.items()})
 
-    def shard(self, rank: int, world_size: int) -> "TrainBatch":
+    def shard(self, rank: int, world_size: int) -> TrainBatch:
         """Rows rank, rank+world, ...: interleaving spreads domains and lengths over ranks."""
         return self.select(list(range(rank, len(self), world_size)))
 
@@ -124,7 +124,6 @@ def _layout(rows: list[ScoredSample], advantages: torch.Tensor, pad_id: int) -> 
         engine_lp[i, len(p) - 1 : len(p) + len(r) - 1] = torch.tensor(s.sample.response_logprobs)
     domain_ids = torch.tensor([domains.index(s.domain) for s in rows], dtype=torch.long)
     return TrainBatch(input_ids, attention, response_mask, advantages, engine_lp, domain_ids, domains)
-
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -22,7 +22,7 @@ class TinyModelConfig(Section):
     num_layers: int = Field(2, ge=1)
     """Decoder layers."""
     num_heads: int = Field(4, ge=1)
-    """Attention heads (key/value heads are half of them)."""
+    """Attention heads (as many key/value heads)."""
     max_position_embeddings: int = Field(256, ge=64)
     """Longest sequence (prompt + response) the model takes, in tokens."""
     warm_start_max_steps: int = Field(2000, ge=0)
@@ -82,7 +82,7 @@ class RLOOAdvantage(_AdvantageBase):
     """The estimator (a registry name of `algo.advantages`)."""
 
 
-Advantage = Annotated[Union[GRPOAdvantage, DrGRPOAdvantage, RLOOAdvantage], Field(discriminator="type"), TypeShorthand]
+Advantage = Annotated[GRPOAdvantage | DrGRPOAdvantage | RLOOAdvantage, Field(discriminator="type"), TypeShorthand]
 
 
 class _AggregationBase(Section):
@@ -124,8 +124,9 @@ class SeqMeanTokenSumNorm(_AggregationBase):
         return float(self.norm_tokens or max_response_tokens)
 
 
-Aggregation = Annotated[Union[TokenMean, SeqMeanTokenMean, SeqMeanTokenSum, SeqMeanTokenSumNorm],
-                        Field(discriminator="type"), TypeShorthand]
+Aggregation = Annotated[
+    TokenMean | SeqMeanTokenMean | SeqMeanTokenSum | SeqMeanTokenSumNorm, Field(discriminator="type"), TypeShorthand
+]
 
 
 class PPOClipLoss(Section):
@@ -183,7 +184,7 @@ class KLCovLoss(Section):
     """Weight of the |logp - logp_old| penalty on the selected tokens."""
 
 
-PolicyLoss = Annotated[Union[PPOClipLoss, GPPOLoss, ClipCovLoss, KLCovLoss], Field(discriminator="type"), TypeShorthand]
+PolicyLoss = Annotated[PPOClipLoss | GPPOLoss | ClipCovLoss | KLCovLoss, Field(discriminator="type"), TypeShorthand]
 
 
 class EntropyControl(Section):
@@ -246,7 +247,7 @@ class LearnerConfig(Section):
     entropy: EntropyControl = EntropyControl()
     """The default entropy control (bonus off)."""
     aggregation: Aggregation = TokenMean()
-    """How token losses reduce to a scalar (RESEARCH.md section 1), within each domain when
+    """How token losses reduce to a scalar (docs/research.md section 1), within each domain when
     `domain_normalisation` is on."""
     domain_normalisation: bool = True
     """Aggregate each domain on its own and give domains equal weight, so a domain's share of the
@@ -316,8 +317,10 @@ class BwtPolicy(SequentialPolicy):
     def check_domains(self, domains: list[str]) -> None:
         super().check_domains(domains)
         if len(self.probe_domains(domains)) < 2:
-            raise ValueError("schedule.policy.order: the bwt policy probes the transfer between two or more domains; "
-                             f"got {self.probe_domains(domains)}")
+            raise ValueError(
+                "schedule.policy.order: the bwt policy probes the transfer between two or more domains; "
+                f"got {self.probe_domains(domains)}"
+            )
 
 
 class StagesPolicy(Section):
@@ -336,8 +339,9 @@ class StagesPolicy(Section):
         pass
 
 
-SchedulePolicy = Annotated[Union[JointPolicy, SequentialPolicy, BwtPolicy, StagesPolicy], Field(discriminator="type"),
-                           TypeShorthand]
+SchedulePolicy = Annotated[
+    JointPolicy | SequentialPolicy | BwtPolicy | StagesPolicy, Field(discriminator="type"), TypeShorthand
+]
 
 
 class ScheduleConfig(Section):

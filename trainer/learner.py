@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from counterpoint.trainer.algo.entropy import logprobs_and_entropy
+from counterpoint.trainer.algo.objective import DomainLoss, ObjectiveSettings, merge_sums, objective
 from counterpoint.trainer.batch import TrainBatch
 from counterpoint.trainer.curriculum.plan import StageKind
 from counterpoint.trainer.deepspeed_compat import prepare_deepspeed
-from counterpoint.trainer.algo.entropy import logprobs_and_entropy
-from counterpoint.trainer.algo.objective import DomainLoss, ObjectiveSettings, merge_sums, objective
 
 
 def objective_settings(cfg, domains: list[str], max_response_tokens: int) -> ObjectiveSettings:
@@ -29,18 +29,36 @@ def objective_settings(cfg, domains: list[str], max_response_tokens: int) -> Obj
     for d in domains:
         spec = cfg.loss_for(d).model_dump()
         losses[d] = DomainLoss(spec.pop("type"), spec)
-    return ObjectiveSettings(losses, cfg.aggregation.type, cfg.domain_normalisation,
-                             cfg.aggregation.norm_constant(max_response_tokens), cfg.reference_kl_coef)
+    return ObjectiveSettings(
+        losses,
+        cfg.aggregation.type,
+        cfg.domain_normalisation,
+        cfg.aggregation.norm_constant(max_response_tokens),
+        cfg.reference_kl_coef,
+    )
 
 
 class Learner:
-    def __init__(self, rank: int, world_size: int, model_dir: str | Path, cfg, *, domains: list[str],
-                 max_response_tokens: int, micro_batches: int, seed: int, cache_dir: str | Path, threads: int = 1):
+    def __init__(
+        self,
+        rank: int,
+        world_size: int,
+        model_dir: str | Path,
+        cfg,
+        *,
+        domains: list[str],
+        max_response_tokens: int,
+        micro_batches: int,
+        seed: int,
+        cache_dir: str | Path,
+        threads: int = 1,
+    ):
         self.rank, self.world_size = rank, world_size
         self.model_dir, self.cfg = str(model_dir), cfg
         self.settings = objective_settings(cfg, domains, max_response_tokens)
-        self.sft_settings = dataclasses.replace(self.settings, losses={d: DomainLoss("sft") for d in domains},
-                                                reference_kl_coef=0.0)
+        self.sft_settings = dataclasses.replace(
+            self.settings, losses={d: DomainLoss("sft") for d in domains}, reference_kl_coef=0.0
+        )
         self.micro_batches = micro_batches
         """Forward/backward passes per optimizer step (DeepSpeed's gradient accumulation)."""
         self.seed, self.cache_dir, self.threads = seed, cache_dir, threads
@@ -51,13 +69,21 @@ class Learner:
     def setup(self, master_addr: str, master_port: int) -> dict:
         """Join the process group and build the DeepSpeed engine; every rank calls this at once."""
         started = time.time()
-        os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
-                          WORLD_SIZE=str(self.world_size), LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
+        os.environ.update(
+            MASTER_ADDR=master_addr,
+            MASTER_PORT=str(master_port),
+            RANK=str(self.rank),
+            WORLD_SIZE=str(self.world_size),
+            LOCAL_RANK="0",
+            LOCAL_WORLD_SIZE="1",
+        )
         torch.set_num_threads(self.threads)
         torch.manual_seed(self.seed)
         deepspeed = prepare_deepspeed(self.cache_dir)
         # NCCL between GPUs; gloo on CPU machines (DeepSpeed picks its CPU accelerator there).
-        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo", auto_mpi_discovery=False)
+        deepspeed.init_distributed(
+            dist_backend="nccl" if torch.cuda.is_available() else "gloo", auto_mpi_discovery=False
+        )
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
@@ -95,8 +121,13 @@ class Learner:
             return [None] * len(minis)
         return [self._forward(self.engine.module, m)[0] if len(m) else m.engine_logprobs for m in minis]
 
-    def train_step(self, minis: list[TrainBatch], counts: list[tuple[torch.Tensor, torch.Tensor]],
-                   entropy_coefs: torch.Tensor, kind: StageKind = StageKind.RL) -> dict:
+    def train_step(
+        self,
+        minis: list[TrainBatch],
+        counts: list[tuple[torch.Tensor, torch.Tensor]],
+        entropy_coefs: torch.Tensor,
+        kind: StageKind = StageKind.RL,
+    ) -> dict:
         """Passes over this rank's shards of the step's mini-batches, one optimizer step per
         mini-batch. Returns per-domain metric sums (first epoch) and the last grad norm.
 
@@ -115,10 +146,21 @@ class Learner:
                         merge_sums(sums, part)
                 norm = self.engine.get_global_grad_norm()
                 grad_norms.append(float(norm) if norm is not None else float("nan"))
-        return {"domains": sums, "grad_norm": grad_norms[-1] if grad_norms else None, "optimizer_steps": len(grad_norms)}
+        return {
+            "domains": sums,
+            "grad_norm": grad_norms[-1] if grad_norms else None,
+            "optimizer_steps": len(grad_norms),
+        }
 
-    def _micro_step(self, mini: TrainBatch, rows: torch.Tensor, old: torch.Tensor | None, counts, entropy_coefs,
-                    settings: ObjectiveSettings) -> dict:
+    def _micro_step(
+        self,
+        mini: TrainBatch,
+        rows: torch.Tensor,
+        old: torch.Tensor | None,
+        counts,
+        entropy_coefs,
+        settings: ObjectiveSettings,
+    ) -> dict:
         if len(rows) == 0:  # an empty shard still joins the gradient all-reduce
             zero = sum(p.sum() for p in self.engine.module.parameters()) * 0.0
             self.engine.backward(zero, scale_wrt_gas=False)
@@ -133,8 +175,17 @@ class Learner:
         if self.reference is not None:
             with torch.no_grad():
                 logp_ref = self._forward(self.reference, mb)[0]
-        loss, sums = objective(logp, entropy, mb, logp_old, settings=settings, counts=counts,
-                               entropy_coefs=entropy_coefs, generator=self.generator, logp_ref=logp_ref)
+        loss, sums = objective(
+            logp,
+            entropy,
+            mb,
+            logp_old,
+            settings=settings,
+            counts=counts,
+            entropy_coefs=entropy_coefs,
+            generator=self.generator,
+            logp_ref=logp_ref,
+        )
         self.engine.backward(loss * self.world_size, scale_wrt_gas=False)  # DeepSpeed averages ranks
         self.engine.step()
         return sums

@@ -28,7 +28,7 @@ from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
 from counterpoint.trainer.batch import TrainBatch, UpdatePlan, build_batch, build_sft_batch, plan_update
 from counterpoint.trainer.checkpoint import save_checkpoint
 from counterpoint.trainer.curriculum.plan import StageKind, StepPlan
-from counterpoint.trainer.metrics import PhaseTimer, sample_metrics
+from counterpoint.trainer.metrics import PhaseTimer, check_reward_failures, infrastructure_errors, sample_metrics
 from counterpoint.trainer.run_folder import RunFolder
 
 if TYPE_CHECKING:  # the loop reads the config it is given; it never loads or builds one
@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 
 
 class RolloutClient(Protocol):
-    def generate(self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int,
-                 temperature: float) -> list[Sample]: ...
+    def generate(
+        self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int, temperature: float
+    ) -> list[Sample]: ...
 
 
 class RewardClient(Protocol):
@@ -168,6 +169,9 @@ def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan:
     with timer("plan"):
         drawn = [item for d, n in plan.prompts_per_domain.items() for item in parts.sources[d].next_batch(n)]
     step_batch = BATCH_SOURCES[plan.kind](cfg, parts, drawn, state, timer)
+    domains = sample_metrics(step_batch.rows, step_batch.advantages)
+    # before the update: a batch whose rewards failed on our side is never trained on
+    check_reward_failures(domains, cfg.run.max_reward_failure_fraction, step=state.step + 1)
     update = plan_update(step_batch.batch, cfg.learner.mini_batches, parts.learner.world_size)
     coefs = parts.entropy.coefs(step_batch.batch.domains)
     with timer("update"):
@@ -175,7 +179,6 @@ def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan:
     after = LoopState(step=state.step + 1, policy_version=state.policy_version + 1)
     with timer("sync"):
         sync_seconds = parts.learner.sync_weights(after.policy_version)
-    domains = sample_metrics(step_batch.rows, step_batch.advantages)
     for domain, m in domains.items():
         m.update(learned["domains"].get(domain, {}))
         m.update(parts.entropy.metrics(domain))  # the coefficient this step used
@@ -202,35 +205,47 @@ def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan:
     return record, after
 
 
-def rollout_batch(cfg: CounterpointConfig, parts: RunParts, drawn: list, state: LoopState, timer: PhaseTimer) -> StepBatch:
+def rollout_batch(
+    cfg: CounterpointConfig, parts: RunParts, drawn: list, state: LoopState, timer: PhaseTimer
+) -> StepBatch:
     """RL: sample a group per prompt from the engines, score it, GRPO-family advantages."""
     gen, adv = cfg.generation, cfg.learner.advantage
     with timer("generate"):
-        samples = parts.rollout.generate([p for p, _ in drawn], samples_per_prompt=gen.samples_per_prompt,
-                                         max_tokens=gen.max_response_tokens, temperature=gen.temperature)
+        samples = parts.rollout.generate(
+            [p for p, _ in drawn],
+            samples_per_prompt=gen.samples_per_prompt,
+            max_tokens=gen.max_response_tokens,
+            temperature=gen.temperature,
+        )
     with timer("score"):
         scored, reward_seconds = parts.rewards.score(samples)
     with timer("advantages"):
-        batch, rows, advantages = build_batch(scored, parts.pad_token_id, adv.type,
-                                              drop_uninformative=adv.dynamic_sampling, **adv.params())
+        batch, rows, advantages = build_batch(
+            scored, parts.pad_token_id, adv.type, drop_uninformative=adv.dynamic_sampling, **adv.params()
+        )
     return StepBatch(batch, rows, advantages, reward_seconds)
 
 
-def demonstration_batch(cfg: CounterpointConfig, parts: RunParts, drawn: list, state: LoopState,
-                        timer: PhaseTimer) -> StepBatch:
+def demonstration_batch(
+    cfg: CounterpointConfig, parts: RunParts, drawn: list, state: LoopState, timer: PhaseTimer
+) -> StepBatch:
     """SFT: the drawn prompts' demonstrations, laid out like rollouts (nothing generated)."""
     with timer("advantages"):
         rows = []
         for prompt, demo in drawn:
             prompt_ids, response_ids = parts.encode(prompt.text, demo)
-            sample = Sample(prompt, prompt_ids, response_ids, [0.0] * len(response_ids), demo, "demonstration",
-                            state.policy_version)
+            sample = Sample(
+                prompt, prompt_ids, response_ids, [0.0] * len(response_ids), demo, "demonstration", state.policy_version
+            )
             rows.append(ScoredSample(sample, Score(0.0)))
         batch = build_sft_batch(rows, parts.pad_token_id)
     return StepBatch(batch, rows, None, {})
 
 
-BATCH_SOURCES: dict[StageKind, Callable[..., StepBatch]] = {StageKind.RL: rollout_batch, StageKind.SFT: demonstration_batch}
+BATCH_SOURCES: dict[StageKind, Callable[..., StepBatch]] = {
+    StageKind.RL: rollout_batch,
+    StageKind.SFT: demonstration_batch,
+}
 """Where each kind of stage gets its batch; the update that follows is the same for all."""
 
 
@@ -250,16 +265,24 @@ def eval_record(cfg: CounterpointConfig, parts: RunParts, domains: list[str], st
     by_sampling: dict[tuple[int, float], list[Prompt]] = {}
     for domain in domains:
         spec = cfg.domains[domain].eval
-        by_sampling.setdefault((spec.samples_per_prompt, spec.temperature), []).extend(parts.sources[domain].eval_prompts())
+        by_sampling.setdefault((spec.samples_per_prompt, spec.temperature), []).extend(
+            parts.sources[domain].eval_prompts()
+        )
     samples = []
     with timer("generate"):
         for (n, temperature), prompts in by_sampling.items():
-            samples += parts.rollout.generate(prompts, samples_per_prompt=n, max_tokens=cfg.generation.max_response_tokens,
-                                              temperature=temperature)
+            samples += parts.rollout.generate(
+                prompts, samples_per_prompt=n, max_tokens=cfg.generation.max_response_tokens, temperature=temperature
+            )
     with timer("score"):
         scored, _ = parts.rewards.score(samples)
-    return {"kind": "eval", "step": state.step, "policy_version": state.policy_version,
-            "domains": sample_metrics(scored), "seconds": timer.seconds}
+    return {
+        "kind": "eval",
+        "step": state.step,
+        "policy_version": state.policy_version,
+        "domains": sample_metrics(scored),
+        "seconds": timer.seconds,
+    }
 
 
 def _headline(m: dict) -> str:
@@ -269,10 +292,14 @@ def _headline(m: dict) -> str:
 
 
 def progress_line(record: dict, steps: int) -> str:
+    """One log line per step: per domain the mean reward, accuracy, entropy and, when there are
+    any, the rewards that failed on our side (`err verifier_timeout=2`); wrong answers are not shown."""
     parts = [f"step {record['step']}/{steps}"]
     for d, m in record["domains"].items():
         acc = f" acc {m['accuracy']:.2f}" if m.get("accuracy") is not None else ""
-        parts.append(f"{d}: R {m['reward_mean']:.2f}{acc} H {m.get('entropy_mean', float('nan')):.2f}")
+        errors = "".join(f" {r}={n}" for r, n in infrastructure_errors(m).items())
+        errors = f" err{errors}" if errors else ""
+        parts.append(f"{d}: R {m['reward_mean']:.2f}{acc} H {m.get('entropy_mean', float('nan')):.2f}{errors}")
     parts.append(f"{record['seconds']['step']:.1f}s")
     return " | ".join(parts)
 

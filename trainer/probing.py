@@ -2,7 +2,7 @@
 
 Before the run trains, short probe stages measure how training on one domain moves another
 domain's held-out score; the run then trains its domains one stage each, in the order with the
-best predicted final score (`curriculum.order.best_order`, RESEARCH.md §5; Omni-Thinker,
+best predicted final score (`curriculum.order.best_order`, docs/research.md §5; Omni-Thinker,
 arXiv 2507.14783, whose own estimation procedure is *unverified*).
 
 For domains D (T of them) and K probe steps per stage:
@@ -64,8 +64,14 @@ class TransferProbe:
         return asdict(self)
 
 
-def measure_transfer(domains: Sequence[str], *, train: Callable[[str, str], None], score: Callable[[str, str], float],
-                     snapshot: Callable[[str], None], restore: Callable[[str], None]) -> tuple[dict, dict, dict]:
+def measure_transfer(
+    domains: Sequence[str],
+    *,
+    train: Callable[[str, str], None],
+    score: Callable[[str, str], float],
+    snapshot: Callable[[str], None],
+    restore: Callable[[str], None],
+) -> tuple[dict, dict, dict]:
     """Run the probe procedure above. `train(d, stage)`: K steps on domain d alone, as probe
     stage `stage` ("math" from the base, "math>code" after math's own stage); `score(d, stage)`:
     d's held-out score now, after `stage` ("base" before any); `snapshot(name)` /
@@ -106,9 +112,14 @@ def summarise(domains: Sequence[str], probe_steps: int, base: dict, after_own: d
         ranked = sorted(permutations(domains), key=lambda o: -predicted_score(o, transfer))
         predicted = {">".join(o): round(predicted_score(o, transfer), 6) for o in ranked}
     return TransferProbe(
-        list(domains), probe_steps, base, after_own,
+        list(domains),
+        probe_steps,
+        base,
+        after_own,
         {i: {j: v for (a, j), v in after_pair.items() if a == i} for i in domains},
-        transfer, order, predicted,
+        transfer,
+        order,
+        predicted,
     )
 
 
@@ -144,18 +155,27 @@ def probe_run(cfg, parts, run, domains: Sequence[str], probe_steps: int, prompts
             parts.learner.sync_weights(counter["state"].policy_version)
             counter["stale"] = False
 
-    run.event("probe_start", domains=list(domains), probe_steps=probe_steps,
-              steps=len(domains) ** 2 * probe_steps)
+    run.event("probe_start", domains=list(domains), probe_steps=probe_steps, steps=len(domains) ** 2 * probe_steps)
 
     def train(domain: str, stage: str) -> None:
         sync_if_stale()
         for _ in range(probe_steps):
-            plan = StepPlan(step=counter["state"].step + 1, status="train", schedule_version=0, stage=stage,
-                            kind=StageKind.RL, prompts_per_domain={domain: prompts_per_step})
+            plan = StepPlan(
+                step=counter["state"].step + 1,
+                status="train",
+                schedule_version=0,
+                stage=stage,
+                kind=StageKind.RL,
+                prompts_per_domain={domain: prompts_per_step},
+            )
             record, counter["state"] = train_step(cfg, parts, counter["state"], plan)
             run.append(PROBES_FILE, {**record, "kind": "probe", "probe_stage": stage})
-            log.info("probe %s, step %d: %s", stage, counter["state"].step,
-                     " ".join(f"{d} R {m['reward_mean']:.2f}" for d, m in record["domains"].items()))
+            log.info(
+                "probe %s, step %d: %s",
+                stage,
+                counter["state"].step,
+                " ".join(f"{d} R {m['reward_mean']:.2f}" for d, m in record["domains"].items()),
+            )
 
     def score(domain: str, stage: str) -> float:
         sync_if_stale()
@@ -174,7 +194,9 @@ def probe_run(cfg, parts, run, domains: Sequence[str], probe_steps: int, prompts
         parts.entropy.load_state_dict(entropy_states[name])
         counter["stale"] = True
 
-    base, after_own, after_pair = measure_transfer(domains, train=train, score=score, snapshot=snapshot, restore=restore)
+    base, after_own, after_pair = measure_transfer(
+        domains, train=train, score=score, snapshot=snapshot, restore=restore
+    )
     restore_driver_state(parts, start_state)
     if parts.learner.weights_digest() != digest:
         raise RuntimeError("the learner's weights after the transfer probes differ from the weights before them")
@@ -183,6 +205,9 @@ def probe_run(cfg, parts, run, domains: Sequence[str], probe_steps: int, prompts
     result = summarise(domains, probe_steps, base, after_own, after_pair)
     run.write_json(TRANSFER_FILE, result.to_json())
     run.event("probe_end", order=result.order, transfer=result.transfer)
-    log.info("transfer probes: order %s (B[i][j], what training j did to i: %s)", " > ".join(result.order),
-             {i: {j: round(v, 3) for j, v in row.items()} for i, row in result.transfer.items()})
+    log.info(
+        "transfer probes: order %s (B[i][j], what training j did to i: %s)",
+        " > ".join(result.order),
+        {i: {j: round(v, 3) for j, v in row.items()} for i, row in result.transfer.items()},
+    )
     return result.to_json()

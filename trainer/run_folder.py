@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -24,8 +24,8 @@ class RunFolder:
         path.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def create(cls, output_dir: Path, name: str) -> "RunFolder":
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    def create(cls, output_dir: Path, name: str) -> RunFolder:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         path = output_dir / f"{name}-{stamp}"
         suffix = 1
         while path.exists():

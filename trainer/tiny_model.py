@@ -63,8 +63,9 @@ def build_model(tokenizer, cfg, seed: int):
 def cache_key(cfg, kinds: list[str]) -> str:
     # The key is still spelled "domains": for the default run (kinds = names) the hash, and so the
     # cached model, stays the same as when the tiny model was built from domain names.
-    payload = json.dumps({"v": BUILD_VERSION, "cfg": cfg.model_dump(mode="json"), "domains": sorted(kinds)},
-                         sort_keys=True)
+    payload = json.dumps(
+        {"v": BUILD_VERSION, "cfg": cfg.model_dump(mode="json"), "domains": sorted(kinds)}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

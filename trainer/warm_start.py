@@ -1,7 +1,7 @@
 """Build the tiny base model: train a tokenizer, then a short supervised pass on demonstrations.
 
 RL needs headroom: the warm start stops as soon as greedy math accuracy on a held-out set reaches
-the target (CALIBRATION.md: learning is sudden and a fixed step count lands anywhere between 5%
+the target (docs/calibration.md: learning is sudden and a fixed step count lands anywhere between 5%
 and 90%), so structured accuracy starts well below 100% but above 0, while creative outputs are
 still varied. Runs in one process on the CPU; takes a minute or two.
 """
@@ -100,7 +100,9 @@ def _supervised(model, tokenizer, encoded, math_eval, cfg) -> tuple[int, float]:
             items += rng.sample(pool, max(1, round(cfg.warm_start_batch_size * share)))
         ids, attn, loss_mask = _batch(items, pad)
         logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
-        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
+        )
         loss = (nll * loss_mask.reshape(-1)).sum() / loss_mask.sum()
         opt.zero_grad()
         loss.backward()

@@ -8,7 +8,11 @@ failure carries a category in `info["error"]` and a human-readable `info["detail
 `wrong_answer`, `timeout`, `crash` (the candidate's process died or
 was killed by a signal), `unsupported_result`, `result_too_large`, or `harness` (our fault).
 `info["tests"]` has one entry per test: "pass", the failure, or "not_run" after the candidate's
-process ended.
+process ended. `Score.error` is the typed reason (`RewardError`): the program's category as it
+is, or `harness_failure` for anything the harness did not judge (the category `harness`, a run
+that ended without a report, fewer tests than counted, a category this module does not know).
+A harness failure anywhere in a run is the Score's error even after a failed test: the reward is
+then not a verdict on the program.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from counterpoint.rollout.config import SandboxConfig
-from counterpoint.rollout.records import Score
+from counterpoint.rollout.records import RewardError, Score
 from counterpoint.rollout.rewards.sandbox import harness
 from counterpoint.rollout.rewards.sandbox.bwrap import SANDBOX_PYTHON, SandboxResult, SandboxUnavailable, run_python
 from counterpoint.rollout.rewards.sandbox.harness import encode
@@ -34,7 +38,9 @@ HARNESS_BOOT = "import marshal\nexec(marshal.loads(open('/tmp/harness.bin', 'rb'
 @lru_cache(maxsize=1)
 def harness_bytecode() -> bytes:
     """The harness compiled by the sandbox's own Python (so its bytecode version always matches)."""
-    compile_it = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), 'harness.py', 'exec')))"
+    compile_it = (
+        "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), 'harness.py', 'exec')))"
+    )
     try:
         done = subprocess.run([SANDBOX_PYTHON, "-I", "-S", "-c", compile_it], input=HARNESS_SOURCE.encode(),
                               capture_output=True, timeout=60, check=True)  # fmt: skip
@@ -90,10 +96,11 @@ def run_many(jobs: list[tuple[str, str, dict]], limits: SandboxConfig, workers: 
 
 
 def score_report(result: SandboxResult, total: int) -> Score:
-    """The Score for one harness run; tests the run never reached count as failed."""
+    """The Score for one harness run of `total` tests (as counted here); tests the run never
+    reached count as failed, and a harness that ran another number of tests failed."""
     reasons: list[str] = []
     error: list | None = None
-    done = False
+    reported = None
     for line in result.stdout.splitlines():
         try:
             message = json.loads(line)
@@ -104,22 +111,54 @@ def score_report(result: SandboxResult, total: int) -> Score:
         elif message[0] == "error":
             error = message
         elif message[0] == "done":
-            total, done = message[2], True
+            reported = message[2]
     if error is not None:
         stopped = f"{error[1]}: {error[2]}"
     elif result.timed_out:
         stopped = "timeout: wall-clock or CPU limit of the sandbox"
-    elif not done:
+    elif reported is None:
         stopped = f"harness: {(result.stderr.strip().splitlines() or ['no report'])[-1][:200]}"
+    elif reported != total:
+        stopped = f"harness: the harness found {reported} tests, {total} were counted"
     else:
-        stopped = "not_run: the harness found fewer tests than expected"
+        stopped = "harness: no tests to run" if total == 0 else "harness: a test's report is missing"
     if len(reasons) < total:  # the run stopped early: the next test gets the cause, the rest never ran
         reasons += [stopped] + ["not_run"] * (total - len(reasons) - 1)
+    reasons = reasons[:total]
     passed = sum(r == "pass" for r in reasons)
     info: dict = {"passed": passed, "total": total, "tests": [r[:80] for r in reasons]}
-    failures = [r for r in reasons if r != "pass"] or ([stopped] if total == 0 else [])
+    failures = [r for r in reasons if r != "pass"]
+    if (reported is not None and reported != total and stopped not in failures) or total == 0:
+        failures.insert(0, stopped)
+    reason = None
     if failures:
-        category, _, detail = failures[0].partition(": ")
+        # ours first: one harness failure makes the whole reward meaningless. "not_run" only
+        # follows the failure that ended the candidate's process, which is the reason.
+        judged = [f for f in failures if not f.startswith("not_run")] or failures
+        first = next((f for f in judged if _reason(f).infrastructure), judged[0])
+        category, _, detail = first.partition(": ")
         info.update(error=category, detail=detail[:200])
-    correct = total > 0 and passed == total
-    return Score(passed / total if total else 0.0, correct, info)
+        reason = _reason(first)
+    correct = total > 0 and not failures
+    return Score(passed / total if total else 0.0, correct, info, reason)
+
+
+PROGRAM_FAILURES = frozenset(
+    {
+        RewardError.SYNTAX_ERROR,
+        RewardError.EXCEPTION,
+        RewardError.MEMORY_LIMIT,
+        RewardError.WRONG_ANSWER,
+        RewardError.TIMEOUT,
+        RewardError.CRASH,
+        RewardError.UNSUPPORTED_RESULT,
+        RewardError.RESULT_TOO_LARGE,
+    }
+)
+"""The harness categories that are the program's own failures; every other one is ours."""
+
+
+def _reason(failure: str) -> RewardError:
+    """The typed reason of one test's "category: detail"."""
+    category = failure.partition(": ")[0]
+    return RewardError(category) if category in PROGRAM_FAILURES else RewardError.HARNESS_FAILURE

@@ -2,8 +2,9 @@
 
 `Judge` takes a plain callable `generate(prompts) -> replies`, so it can be backed by the project's
 vLLM engine (`engine_generate(RolloutEngine(...))`), a served model, or a stub in tests. The reply
-is parsed robustly: the first number in the range; a reply without one gives None, and the
-creative reward then drops the judge's weight for that sample (recorded in its info).
+is parsed robustly: the first number in the range; a reply without one (or a missing reply) gives
+None, and the creative reward then drops the judge's weight for that sample and marks it
+`judge_unparsable` (`Score.error`, an infrastructure failure the step metrics count).
 
 The response is untrusted text inside the judge's prompt: it is cut to a length limit, put between
 markers it cannot close, and the judge is told to treat it only as writing to grade. That blunts
@@ -14,7 +15,7 @@ is easy to sway (see docs/rewards.md).
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from counterpoint.rollout.config import JudgeConfig
 
@@ -79,10 +80,11 @@ class Judge:
         """(score normalised to [0, 1] or None, the judge's raw reply) per response, in one generate call."""
         if not responses:
             return []
-        replies = self.generate([self.prompt(task, r, rubric) for r in responses])
+        replies = list(self.generate([self.prompt(task, r, rubric) for r in responses]))
+        replies += [""] * (len(responses) - len(replies))  # a missing reply is one without a score
         out = []
-        for reply in replies:
-            raw = parse_score(reply, self.low, self.high)
+        for reply in replies[: len(responses)]:
+            raw = parse_score(reply or "", self.low, self.high)
             out.append((None if raw is None else (raw - self.low) / (self.high - self.low), reply))
         return out
 
@@ -107,6 +109,12 @@ def build_judge(cfg: JudgeConfig) -> Judge:
     """The judge a `JudgeConfig` describes: its model served by a vLLM engine in this process."""
     from counterpoint.rollout.engine import RolloutEngine
 
-    engine = RolloutEngine(cfg.model_path, max_model_len=2048, kv_cache_mib=cfg.kv_cache_mib,
-                           max_num_seqs=32, seed=0, cache_dir="~/.cache/counterpoint")
+    engine = RolloutEngine(
+        cfg.model_path,
+        max_model_len=2048,
+        kv_cache_mib=cfg.kv_cache_mib,
+        max_num_seqs=32,
+        seed=0,
+        cache_dir="~/.cache/counterpoint",
+    )
     return Judge(engine_generate(engine, cfg.max_tokens))

@@ -5,8 +5,8 @@ math-verify's own timeouts use `signal.alarm`, which raises outside a main threa
 async Ray actors), so they are switched off and each check runs in a persistent child process
 (`math_verify_worker`) that the parent kills by PID when a check passes its deadline. The checks of
 a call go to the child in one round-trip and come back one line each, so a timeout is pinned to
-its check: that check scores 0 with `error="timeout"`, a warm standby child takes over and the rest
-of the batch goes on. Responses are cut to their last `max_response_chars` before extraction, so a
+its check: that check scores 0 with `Score.error` `verifier_timeout`, a warm standby child takes
+over and the rest of the batch goes on. Responses are cut to their last `max_response_chars` before extraction, so a
 very long output costs no more than a short one. The limits are the math domain's reward section
 (`MathReward`, `domains.<name>.reward`), whose defaults are declared there once.
 """
@@ -25,7 +25,7 @@ import time
 import weakref
 
 from counterpoint.rollout.config import MathReward
-from counterpoint.rollout.records import Score
+from counterpoint.rollout.records import RewardError, Score
 
 _DEFAULTS = MathReward()
 _ANSWER_MARKER = re.compile(r"(?:final answer|answer)\s*(?:is|:)\s*|####\s*", re.IGNORECASE)
@@ -54,7 +54,7 @@ def extract_answer(response: str, max_chars: int | None = None) -> list[str]:
     "answer is"/"Answer:"/"####", the last non-empty line, the final number. The checker uses the
     first that math-verify can parse. Only the last `max_chars` are read (None: `MathReward`'s
     `max_response_chars`)."""
-    tail = response[-(max_chars or _DEFAULTS.max_response_chars):]
+    tail = response[-(max_chars or _DEFAULTS.max_response_chars) :]
     candidates = []
     boxed = last_boxed(tail)
     if boxed is not None:
@@ -173,6 +173,13 @@ class MathChecker:
         return _Child(self.limits.memory_mib * 2**20)
 
     def _active(self) -> _Child:
+        for i, child in enumerate(self._children):
+            # A child dies with the thread that started it (PR_SET_PDEATHSIG follows the thread):
+            # one started while a short-lived thread checked is gone by the next call. Replace it
+            # rather than count its absence as a verifier crash.
+            if child is not None and child.proc.poll() is not None:
+                child.kill()
+                self._children[i] = None
         if self._children[0] is None:
             self._children[0] = self._children[1] or self._spawn()
             self._children[1] = None
@@ -205,18 +212,25 @@ class MathChecker:
         return [_to_score(by_job[(gold, tuple(cands))], cands) for (gold, _), cands in zip(pairs, extracted)]
 
     def _run(self, batch: list) -> list[tuple]:
-        """(verdict, error, index of the candidate used) per [gold, candidates] of the batch."""
+        """(verdict, reason, index of the candidate used, detail) per [gold, candidates] of the
+        batch (the child's protocol, `math_verify_worker`)."""
         results: list[tuple] = []
         with self._lock:
             while len(results) < len(batch):
                 child = self._active()
                 child.send(batch[len(results) :])
                 while len(results) < len(batch):
-                    line = child.read_line(self.limits.timeout_seconds * self.limits.wall_factor,
-                                           cpu_seconds=self.limits.timeout_seconds)
+                    line = child.read_line(
+                        self.limits.timeout_seconds * self.limits.wall_factor, cpu_seconds=self.limits.timeout_seconds
+                    )
                     if line is None:  # past a deadline, or the child died (memory limit)
                         dead = child.proc.poll() is not None
-                        results.append((False, "worker died" if dead else "timeout", None))
+                        if dead:
+                            code = child.proc.returncode
+                            results.append((None, RewardError.VERIFIER_CRASH, None, f"the checker died (exit {code})"))
+                        else:
+                            seconds = self.limits.timeout_seconds
+                            results.append((None, RewardError.VERIFIER_TIMEOUT, None, f"no verdict in {seconds:g} s"))
                         self.timeouts += not dead
                         self._replace_active()
                         break
@@ -230,14 +244,16 @@ class MathChecker:
 
 
 def _to_score(result: tuple, candidates: list[str]) -> Score:
-    verdict, error, used = result
+    """The Score of one check: correct, a wrong answer, or the reason there is no verdict
+    (`RewardError`: the policy's `no_answer`, or our `verifier_timeout`, `verifier_crash`,
+    `gold_unparsable`), with a human-readable `info["detail"]`."""
+    verdict, reason, used, detail = result
     info: dict = {"extracted": candidates[used if used is not None else 0][:80] if candidates else None}
-    if not candidates:
-        info["error"] = "no answer found"
-    elif error is not None:
-        info["error"] = error
-    ok = bool(verdict)
-    return Score(1.0 if ok else 0.0, ok, info)
+    ok = bool(verdict) and reason is None
+    error = None if ok else RewardError(reason) if reason is not None else RewardError.WRONG_ANSWER
+    if detail is not None:
+        info["detail"] = detail
+    return Score(1.0 if ok else 0.0, ok, info, error)
 
 
 _shared: dict[MathReward, MathChecker] = {}

@@ -4,9 +4,12 @@
 It exists so that a check can be given a deadline from any thread: math-verify's own timeouts use
 `signal.alarm`, which only works on a main thread, so here they are off and the parent kills this
 process instead when a check runs past its deadline. The protocol is one JSON line per batch in,
-`[[gold, [candidate, ...]], ...]`, and one JSON line per check out, `[verdict, error, candidate_index]`, written as
-each check finishes so the parent knows which check a timeout belongs to. Only the standard
-library and math-verify are imported; nothing here is model output until it is parsed.
+`[[gold, [candidate, ...]], ...]`, and one JSON line per check out,
+`[verdict, reason, candidate_index, detail]`, written as each check finishes so the parent knows
+which check a timeout belongs to. `reason` is None or the value of a `RewardError`
+(`gold_unparsable`, `no_answer`, `verifier_crash`; the parent adds `wrong_answer` and its own
+timeouts), `detail` a short text or None. Only the standard library and math-verify are
+imported; nothing here is model output until it is parsed.
 """
 
 from __future__ import annotations
@@ -60,19 +63,19 @@ def parse_answer(text: str) -> tuple:
     return ()
 
 
-def check(gold: str, candidates: list[str]) -> tuple[bool | None, str | None, int | None]:
-    """math-verify's verdict on the first candidate that parses, the error if none does, and the
-    index of the candidate used. Gold first: verify is not symmetric."""
+def check(gold: str, candidates: list[str]) -> tuple[bool | None, str | None, int | None, str | None]:
+    """math-verify's verdict on the first candidate that parses, the reason if there is none, the
+    index of the candidate used, and a detail. Gold first: verify is not symmetric."""
     from math_verify import verify
 
     gold_parsed = parse_answer(gold)
     if not gold_parsed:
-        return None, "gold does not parse", None
+        return None, "gold_unparsable", None, f"gold {gold[:60]!r} does not parse"
     for i, candidate in enumerate(candidates):
         parsed = parse_answer(candidate)
         if parsed:
-            return bool(verify(list(gold_parsed), list(parsed), timeout_seconds=None)), None, i
-    return False, "no answer found", None
+            return bool(verify(list(gold_parsed), list(parsed), timeout_seconds=None)), None, i, None
+    return False, "no_answer", None, "no answer found" if not candidates else "no candidate parses"
 
 
 def main() -> None:
@@ -93,9 +96,9 @@ def main() -> None:
             try:
                 result = check(gold, candidates)
             except MemoryError:
-                result = (False, "memory limit", None)
-            except Exception as e:  # math-verify or sympy failing on odd input: a wrong answer
-                result = (False, f"{type(e).__name__}: {str(e)[:100]}", None)
+                result = (None, "verifier_crash", None, "memory limit")
+            except Exception as e:  # math-verify or sympy failing: no verdict, so our failure
+                result = (None, "verifier_crash", None, f"{type(e).__name__}: {str(e)[:100]}")
             out.write(json.dumps(result) + "\n")
             out.flush()
 

@@ -92,5 +92,7 @@ class TaskSource:
 
     def load_state_dict(self, state: dict) -> None:
         if state["seed"] != self.seed:
-            raise ValueError(f"task cursor for {self.domain.name} was saved with seed {state['seed']}, config has {self.seed}")
+            raise ValueError(
+                f"task cursor for {self.domain.name} was saved with seed {state['seed']}, config has {self.seed}"
+            )
         self.cursor = int(state["cursor"])

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from counterpoint.rollout.config import CodeReward
 from counterpoint.rollout.records import Prompt, Score

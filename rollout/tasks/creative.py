@@ -3,11 +3,14 @@
 Reward = quality gate × weighted mean of (novelty, judge):
 - the gate is rule-based: a length window, the topic present, no degenerate repetition; a sample
   that fails it scores 0 whatever else it does;
-- novelty pays for range, which RL on verifiable domains tends to take away (RESEARCH.md
+- novelty pays for range, which RL on verifiable domains tends to take away (docs/research.md
   section 7): distance to the other samples of the group and to a rolling memory of the run's
   recent outputs, lexical (character trigrams, no model) or semantic (MiniLM embeddings);
 - an LLM judge scores the response against a rubric (optional). Its weight is dropped for a
   sample whose judgement does not parse, and the weights are renormalised over what remains.
+
+`Score.error` says why a sample did not get the full reward it was due: `gate_failed` (the
+policy's) or `judge_unparsable` (ours: an infrastructure failure the step metrics count).
 
 The synthetic suite asks for a short line on a topic, sized for the built-in tiny model.
 """
@@ -18,7 +21,7 @@ import random
 from dataclasses import dataclass
 
 from counterpoint.rollout.config import CreativeReward
-from counterpoint.rollout.records import Prompt, Score
+from counterpoint.rollout.records import Prompt, RewardError, Score
 from counterpoint.rollout.rewards.judge import Judge
 from counterpoint.rollout.rewards.novelty import (
     MINHASH_SIZE,
@@ -137,6 +140,7 @@ class CreativeScorer:
     def _combine(self, gate: tuple[bool, str], nov: float | None, judged: tuple) -> Score:
         passed, reason = gate
         info: dict = {"gate": reason}
+        error = None if passed else RewardError.GATE_FAILED
         parts = {}
         if nov is not None:
             parts["novelty"] = (self.novelty_weight, nov)
@@ -145,12 +149,13 @@ class CreativeScorer:
             judge_score, reply = judged
             if judge_score is None:
                 info["judge_dropped"] = (reply or "")[:60]
+                error = RewardError.JUDGE_UNPARSABLE
             else:
                 parts["judge"] = (self.judge_weight, judge_score)
                 info["judge"] = round(judge_score, 4)
         total_weight = sum(w for w, _ in parts.values())
         value = sum(w * v for w, v in parts.values()) / total_weight if total_weight else 0.0
-        return Score(value if passed else 0.0, None, info)
+        return Score(value if passed else 0.0, None, info, error)
 
 
 def _line(rng: random.Random, topic: str) -> str:
@@ -185,8 +190,9 @@ class CreativeSuite:
     GATE = GateRules()
     """The quality gate of this suite's scorer."""
 
-    def __init__(self, reward: CreativeReward = CreativeReward(), *, name: str = "creative",
-                 scorer: CreativeScorer | None = None):
+    def __init__(
+        self, reward: CreativeReward = CreativeReward(), *, name: str = "creative", scorer: CreativeScorer | None = None
+    ):
         self.name = name
         self.reward = reward
         self._scorer = scorer

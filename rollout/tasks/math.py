@@ -91,7 +91,9 @@ class GsmDomain(_VerifiedMath):
         answer = str(item["answer"])
         steps = re.sub(r"\n?####.*$", "", item["metadata"]["answer_cot"].strip(), flags=re.DOTALL)
         text = f"Question: {item['question']}\n{BOXED_INSTRUCTION}\nSolution:"
-        return Prompt(self.name, prompt_id, text, {"answer": answer}), f" {steps}\nThe final answer is \\boxed{{{answer}}}."
+        return Prompt(
+            self.name, prompt_id, text, {"answer": answer}
+        ), f" {steps}\nThe final answer is \\boxed{{{answer}}}."
 
 
 def _champ_file() -> Path:

@@ -44,6 +44,15 @@ class RunSection(Section):
     """Save a resumable checkpoint every N steps (0: only at the end)."""
     max_restarts: int = Field(2, ge=0)
     """Learner-rank failures survived by restarting the actors from the last checkpoint."""
+    max_reward_failure_fraction: float = Field(0.5, ge=0.0, le=1.0, allow_inf_nan=False)
+    """Stop the run with a `RewardFailure` when, in one step, more than this share of a domain's
+    samples got their reward from a failure on our side (an infrastructure failure: the math
+    verifier timed out or crashed, a gold answer did not parse, the code sandbox's harness failed,
+    the judge's reply held no score; docs/rewards.md). Checked before the update, so that batch
+    is never trained on. Wrong answers and failing programs are the policy's and never count.
+    0.5: a domain whose rewards are mostly not verdicts stops the run, while a few timeouts on
+    pathological answers do not; 0: stop on the first; 1: never stop (they are still counted,
+    in `reward_errors`)."""
 
 
 class CounterpointConfig(Section):
@@ -71,7 +80,7 @@ class CounterpointConfig(Section):
         return fill_kinds(value)
 
     @model_validator(mode="after")
-    def _check_sizes(self) -> "CounterpointConfig":
+    def _check_sizes(self) -> CounterpointConfig:
         if not self.domains:
             raise ValueError("domains: list at least one domain")
         if sum(d.weight for d in self.domains.values()) <= 0:
@@ -88,11 +97,14 @@ class CounterpointConfig(Section):
             )
         for name, domain in self.domains.items():  # each suite is checked by its kind's `suite` field
             if domain.kind == "creative" and domain.reward.judge_weight > 0 and domain.reward.judge is None:
-                raise ValueError(f"domains.{name}.reward.judge: required when domains.{name}.reward.judge_weight "
-                                 "is above 0")
+                raise ValueError(
+                    f"domains.{name}.reward.judge: required when domains.{name}.reward.judge_weight is above 0"
+                )
         for name in self.learner.per_domain:
             if name not in self.domains:
-                raise ValueError(f"learner.per_domain.{name}: not a configured domain (domains: {', '.join(self.domains)})")
+                raise ValueError(
+                    f"learner.per_domain.{name}: not a configured domain (domains: {', '.join(self.domains)})"
+                )
         self._check_schedule()
         sequences = self.prompts_per_domain()
         if sum(sequences.values()) * self.generation.samples_per_prompt < self.learner.ranks:
@@ -111,8 +123,10 @@ class CounterpointConfig(Section):
         for i, stage in enumerate(stages):
             unknown = [d for d in stage.domains if d not in self.domains]
             if unknown:
-                raise ValueError(f"schedule.policy.stages[{i}].domains: unknown domains {unknown} "
-                                 f"(domains: {', '.join(self.domains)})")
+                raise ValueError(
+                    f"schedule.policy.stages[{i}].domains: unknown domains {unknown} "
+                    f"(domains: {', '.join(self.domains)})"
+                )
 
     def initial_stages(self, order: list[str] | None = None) -> list[Stage]:
         """The schedule the run starts with. For the bwt policy, `order` is the order its
@@ -166,7 +180,7 @@ def _bare(ann: Any) -> Any:
             ann = get_args(ann)[0]
         elif get_origin(ann) in (Union, UnionType) and type(None) in get_args(ann):
             rest = [a for a in get_args(ann) if a is not type(None)]
-            ann = rest[0] if len(rest) == 1 else Union[tuple(rest)]
+            ann = rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007
         else:
             return ann
 
@@ -202,7 +216,10 @@ def _format(err: ValidationError) -> str:
             where, _, msg = msg.partition(": ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see the default config for valid keys)"
-        lines.append(f"  {where}: {msg}" + (f" (got {e['input']!r})" if e["type"] != "extra_forbidden" and not isinstance(e["input"], dict) else ""))
+        lines.append(
+            f"  {where}: {msg}"
+            + (f" (got {e['input']!r})" if e["type"] != "extra_forbidden" and not isinstance(e["input"], dict) else "")
+        )
     return "invalid config:\n" + "\n".join(lines)
 
 

@@ -69,18 +69,41 @@ def ray_cluster(tmp_path):
     gcs, dashboard, agent, agent_grpc, metrics, runtime_env = free_ports(6)
     # A cluster node has Counterpoint installed: its `python` is this environment's.
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-           "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0", "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "OMP_NUM_THREADS": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+    }
     temp = Path("/tmp") / f"cp-ray-{os.getpid()}-{gcs}"  # short: Ray's socket paths have a length limit
     ray_bin = str(Path(bin_dir) / "ray")
     proc = subprocess.Popen(
-        [ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=8", "--num-gpus=0",
-         f"--temp-dir={temp}", "--disable-usage-stats", "--include-dashboard=true",
-         # Ray's default agent ports are fixed numbers; another Ray on this host may hold them
-         f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-         f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={runtime_env}"],
-        env=env, stdout=open(tmp_path / "ray.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            ray_bin,
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={gcs}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            "--num-cpus=8",
+            "--num-gpus=0",
+            f"--temp-dir={temp}",
+            "--disable-usage-stats",
+            "--include-dashboard=true",
+            # Ray's default agent ports are fixed numbers; another Ray on this host may hold them
+            f"--dashboard-agent-listen-port={agent}",
+            f"--dashboard-agent-grpc-port={agent_grpc}",
+            f"--metrics-export-port={metrics}",
+            f"--runtime-env-agent-port={runtime_env}",
+        ],
+        env=env,
+        stdout=open(tmp_path / "ray.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
     try:

@@ -17,22 +17,37 @@ def test_bwt_policy_probes_then_trains_in_the_chosen_order(tmp_path, model_cache
     from counterpoint.cluster.launch import run_training
     from counterpoint.trainer.curriculum.controller import ScheduleController
 
-    cfg = load_config(overrides=small_overrides(
-        tmp_path, model_cache, "learner.learning_rate=0.01", "schedule.policy=bwt", "schedule.policy.order=[math, creative]",
-        "schedule.policy.probe_steps=1", "schedule.policy.steps_per_stage=1"))
+    cfg = load_config(
+        overrides=small_overrides(
+            tmp_path,
+            model_cache,
+            "learner.learning_rate=0.01",
+            "schedule.policy=bwt",
+            "schedule.policy.order=[math, creative]",
+            "schedule.policy.probe_steps=1",
+            "schedule.policy.steps_per_stage=1",
+        )
+    )
     run = RunFolder(tmp_path / "runs" / "bwt")
     run_training(cfg, run)
 
     transfer = json.loads((run.path / "transfer.json").read_text())
     assert set(transfer["after_pair"]) == {"math", "creative"}
-    assert transfer["after_pair"]["math"].keys() == {"creative"} and transfer["after_pair"]["creative"].keys() == {"math"}
+    assert transfer["after_pair"]["math"].keys() == {"creative"} and transfer["after_pair"]["creative"].keys() == {
+        "math"
+    }
     for i, j in (("math", "creative"), ("creative", "math")):
         assert transfer["transfer"][i][j] == pytest.approx(transfer["after_pair"][i][j] - transfer["after_own"][i])
     order = transfer["order"]
     assert sorted(order) == ["creative", "math"] and next(iter(transfer["predicted"])) == ">".join(order)
 
     probes = [json.loads(line) for line in (run.path / "probes.jsonl").read_text().splitlines()]
-    assert [r["probe_stage"] for r in probes if r["kind"] == "probe"] == ["math", "math>creative", "creative", "creative>math"]
+    assert [r["probe_stage"] for r in probes if r["kind"] == "probe"] == [
+        "math",
+        "math>creative",
+        "creative",
+        "creative>math",
+    ]
     assert len([r for r in probes if r["kind"] == "probe_eval"]) == 6
     assert all(r["grad_norm"] > 0 for r in probes if r["kind"] == "probe")
     assert not (run.path / "probes").exists()  # the snapshots are gone

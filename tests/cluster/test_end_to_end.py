@@ -38,7 +38,9 @@ def test_two_real_steps(tmp_path, model_cache):
             assert m["tokens"] > 0 and 0.0 < m["entropy_mean"] < 7.0
             assert math.isfinite(m["reward_mean"]) and 0.0 <= m["reward_mean"] <= 1.0
             # reward latency and throughput per reward kind
-            assert m["reward_seconds"] > 0 and m["reward_samples_per_second"] == pytest.approx(8 / m["reward_seconds"], rel=0.01)
+            assert m["reward_seconds"] > 0 and m["reward_samples_per_second"] == pytest.approx(
+                8 / m["reward_seconds"], rel=0.01
+            )
     assert all(r["grad_norm"] > 0 for r in steps)
     # After the weight sync the engine's log-probs match the learner's: fp32 on both sides.
     # With stale weights (lr 0.01) they would differ by far more than this.

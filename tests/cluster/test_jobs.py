@@ -19,16 +19,26 @@ def test_submit_follow_status_list(tmp_path, model_cache, ray_cluster):
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump(json.loads(resolved_json(cfg))))
     cli = [sys.executable, "-m", "counterpoint"]
-    proc = subprocess.run([*cli, "submit", str(config_file), "--address", ray_cluster, "--no-auth",
-                           "--name", "jobtest-1", "--follow"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [*cli, "submit", str(config_file), "--address", ray_cluster, "--no-auth", "--name", "jobtest-1", "--follow"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "submitted jobtest-1" in proc.stdout and "job jobtest-1: SUCCEEDED" in proc.stdout
     assert "components:" in proc.stdout  # the followed logs are the run's own console
 
-    status = subprocess.run([*cli, "job", "status", "jobtest-1", "--address", ray_cluster, "--no-auth"],
-                            capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [*cli, "job", "status", "jobtest-1", "--address", ray_cluster, "--no-auth"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert json.loads(status.stdout)["status"] == "SUCCEEDED"
-    listed = subprocess.run([*cli, "job", "list", "--address", ray_cluster, "--no-auth"], capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [*cli, "job", "list", "--address", ray_cluster, "--no-auth"], capture_output=True, text=True, timeout=60
+    )
     assert "jobtest-1" in listed.stdout
 
     runs = list((tmp_path / "runs").glob("jobtest-*"))
@@ -38,6 +48,10 @@ def test_submit_follow_status_list(tmp_path, model_cache, ray_cluster):
     components = [json.loads(line) for line in (runs[0] / "events.jsonl").read_text().splitlines()][1]["components"]
     assert components[0].startswith("ray ") and "joined auto" in components[0]
 
-    unknown = subprocess.run([*cli, "job", "status", "no-such-job", "--address", ray_cluster, "--no-auth"],
-                             capture_output=True, text=True, timeout=60)
+    unknown = subprocess.run(
+        [*cli, "job", "status", "no-such-job", "--address", ray_cluster, "--no-auth"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unknown.returncode != 0 and "no-such-job" in unknown.stderr

@@ -23,16 +23,32 @@ pytestmark = pytest.mark.integration
 
 OPERATOR = "operator-token-0123456789"
 VIEWER = "viewer-token-0123456789ab"
-STAGES = ("schedule.policy.stages=["
-          "{name: joint, domains: {math: {weight: 1}, code: {weight: 1}, creative: {weight: 1}}, advance: {type: manual}},"
-          "{name: focus, domains: {math: {weight: 1}, creative: {weight: 1}}, advance: {type: manual}}]")
+STAGES = (
+    "schedule.policy.stages=["
+    "{name: joint, domains: {math: {weight: 1}, code: {weight: 1}, creative: {weight: 1}}, advance: {type: manual}},"
+    "{name: focus, domains: {math: {weight: 1}, creative: {weight: 1}}, advance: {type: manual}}]"
+)
 
 
 def _serve(runs_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "COUNTERPOINT_OPERATOR_TOKEN": OPERATOR, "COUNTERPOINT_VIEWER_TOKEN": VIEWER}
-    proc = subprocess.Popen([sys.executable, "-m", "counterpoint", "serve", "--runs-dir", str(runs_dir),
-                             "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=open(log, "a"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "counterpoint",
+            "serve",
+            "--runs-dir",
+            str(runs_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=open(log, "a"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -58,7 +74,11 @@ def _steps(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip() and json.loads(line)["kind"] == "train"]
+    return [
+        json.loads(line)
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line)["kind"] == "train"
+    ]
 
 
 def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
@@ -69,8 +89,11 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
     from counterpoint.services.client import ApiError, ControlPlaneClient
     from counterpoint.trainer.run_folder import RunFolder
 
-    cfg = load_config(overrides=small_overrides(tmp_path, model_cache, "run.steps=6", "schedule.policy=stages",
-                                                STAGES, "schedule.pause_poll_seconds=0.2"))
+    cfg = load_config(
+        overrides=small_overrides(
+            tmp_path, model_cache, "run.steps=6", "schedule.policy=stages", STAGES, "schedule.pause_poll_seconds=0.2"
+        )
+    )
     runs_dir = tmp_path / "runs"
     run = RunFolder(runs_dir / "live")
     port = free_port()
@@ -88,8 +111,12 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
             _wait_for(lambda: len(_steps(run.path)) >= 2, what="step 2")
             op = ControlPlaneClient(url, OPERATOR)
             paused = op.pause("live", reason="hold the run while we change it")
-            held = _wait_for(lambda: json.loads((run.path / "controller.json").read_text()).get("last_plan", [0, 0, ""])[2] == "paused",
-                             what="the run to wait at a step boundary")
+            held = _wait_for(
+                lambda: (
+                    json.loads((run.path / "controller.json").read_text()).get("last_plan", [0, 0, ""])[2] == "paused"
+                ),
+                what="the run to wait at a step boundary",
+            )
             observed["paused_after"] = len(_steps(run.path))
             base = paused["version"]
             # two operators with the same base version: one wins, one is told it is stale
@@ -97,8 +124,9 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
             with pytest.raises(ApiError) as stale:
                 op.reorder("live", ["joint", "focus"], base_version=base, reason="joint first")
             observed["stale_status"] = stale.value.status
-            changed = op.set_domain("live", "focus", "creative", weight=0.0, base_version=first["version"],
-                                    reason="take creative out")
+            changed = op.set_domain(
+                "live", "focus", "creative", weight=0.0, base_version=first["version"], reason="take creative out"
+            )
             observed["version"] = changed["version"]
             with pytest.raises(ApiError) as viewer_write:
                 ControlPlaneClient(url, VIEWER).pause("live")
@@ -145,7 +173,9 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
     assert all(r["schedule"]["stage"] == "joint" for r in before)
     # (resuming is itself a change: the steps after it record the version the resume made)
     assert observed["resumed"] == observed["version"] + 1
-    assert after and all(r["schedule"]["version"] == observed["resumed"] and r["schedule"]["stage"] == "focus" for r in after)
+    assert after and all(
+        r["schedule"]["version"] == observed["resumed"] and r["schedule"]["stage"] == "focus" for r in after
+    )
     assert all(set(r["domains"]) == {"math"} for r in after)  # focus without creative: math only
     assert all(r["policy_version"] == r["step"] for r in steps)
     # the engine restarted with the base model was given the current weights, not used stale

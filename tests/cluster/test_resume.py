@@ -17,12 +17,17 @@ pytestmark = pytest.mark.integration
 def test_stop_midway_and_resume(tmp_path, model_cache):
     from counterpoint.config import load_config, resolved_json
 
-    cfg = load_config(overrides=small_overrides(tmp_path, model_cache, "run.steps=5", "run.checkpoint_every_steps=2",
-                                                "run.name=resumable"))
+    cfg = load_config(
+        overrides=small_overrides(
+            tmp_path, model_cache, "run.steps=5", "run.checkpoint_every_steps=2", "run.name=resumable"
+        )
+    )
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump(json.loads(resolved_json(cfg))))
     cli = [sys.executable, "-m", "counterpoint", "run"]
-    first = subprocess.Popen([*cli, "--config", str(config_file)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [*cli, "--config", str(config_file)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     run_dir = None
     deadline = time.time() + 400
     while time.time() < deadline:
@@ -61,7 +66,9 @@ def test_stop_midway_and_resume(tmp_path, model_cache):
     again = subprocess.run([*cli, "--resume", str(run_dir)], capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "run.steps" in again.stderr and "already trained 5 of its 5" in again.stderr
     # with more steps it trains on: the schedule is reopened, metrics continue at step 6
-    more = subprocess.run([*cli, "--resume", str(run_dir), "--set", "run.steps=6"], capture_output=True, text=True, timeout=600)
+    more = subprocess.run(
+        [*cli, "--resume", str(run_dir), "--set", "run.steps=6"], capture_output=True, text=True, timeout=600
+    )
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]

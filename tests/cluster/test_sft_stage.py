@@ -13,8 +13,10 @@ from .conftest import small_overrides
 
 pytestmark = pytest.mark.integration
 
-SFT_ONLY = ("schedule.policy.stages=[{name: demos, kind: sft, domains: {math: {weight: 1}, creative: {weight: 1}},"
-            " advance: {type: steps, steps: 1}}]")
+SFT_ONLY = (
+    "schedule.policy.stages=[{name: demos, kind: sft, domains: {math: {weight: 1}, creative: {weight: 1}},"
+    " advance: {type: steps, steps: 1}}]"
+)
 
 
 def test_sft_stage_trains_demonstrations_and_changes_the_weights(tmp_path, model_cache):
@@ -23,8 +25,11 @@ def test_sft_stage_trains_demonstrations_and_changes_the_weights(tmp_path, model
     from counterpoint.cluster.launch import run_training
 
     # no entropy bonus: the only gradient is the demonstrations' negative log-likelihood
-    cfg = load_config(overrides=small_overrides(tmp_path, model_cache, "run.steps=1", "schedule.policy=stages",
-                                                SFT_ONLY, "learner.entropy.coef=0.0"))
+    cfg = load_config(
+        overrides=small_overrides(
+            tmp_path, model_cache, "run.steps=1", "schedule.policy=stages", SFT_ONLY, "learner.entropy.coef=0.0"
+        )
+    )
     run = RunFolder(tmp_path / "runs" / "sft")
     run_training(cfg, run)
 

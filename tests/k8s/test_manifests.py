@@ -19,25 +19,36 @@ K8S = REPO / "k8s"
 TARGETS = kv.default_targets(K8S)
 RAY_SECRET = {"name": "counterpoint-ray-auth", "key": "auth_token"}
 PLACEHOLDER = "REPLACE_WITH_A_RANDOM_TOKEN"
-NO_SCHEMAS = "KubeRay CRD schemas not found (../shared/k8s-schemas or $COUNTERPOINT_K8S_SCHEMAS): KubeRay check skipped"
+# The KubeRay CRD schemas RayCluster and RayJob are checked against, vendored in the repository.
+SCHEMA_FILES = ("raycluster-ray.io-v1.json", "rayjob-ray.io-v1.json")
 
 
 def _source(target: Path) -> str:
     return str(target.relative_to(K8S))
 
 
-@pytest.fixture(scope="module")
-def reports() -> dict[str, kv.Report]:
-    schemas = kv.schemas_dir(REPO)
-    return {_source(t): kv.check_target(t, K8S, schemas) for t in TARGETS}
+def _missing_schemas() -> str | None:
+    """Why the KubeRay schemas cannot be used, or None. They are part of the repository, so a
+    missing folder or file is a failure, never a reason to skip."""
+    where = kv.schemas_location(REPO)
+    missing = [f for f in SCHEMA_FILES if not (where / f).is_file()]
+    if not missing:
+        return None
+    hint = f"${kv.SCHEMAS_ENV} is set" if os.environ.get(kv.SCHEMAS_ENV) else f"vendored in {kv.VENDORED_SCHEMAS}"
+    return f"KubeRay CRD schemas missing at {where} ({hint}): {', '.join(missing)}"
 
 
 @pytest.fixture(scope="module")
 def schemas() -> Path:
-    found = kv.schemas_dir(REPO)
-    if found is None:
-        pytest.skip(NO_SCHEMAS)
-    return found
+    why = _missing_schemas()
+    if why:
+        pytest.fail(why)
+    return kv.schemas_location(REPO)
+
+
+@pytest.fixture(scope="module")
+def reports(schemas) -> dict[str, kv.Report]:
+    return {_source(t): kv.check_target(t, K8S, schemas) for t in TARGETS}
 
 
 def _docs(reports, source: str, kind: str | None = None) -> list[dict]:
@@ -88,6 +99,15 @@ def _env(container: dict) -> dict[str, dict]:
 
 
 # --- rendering and validation -----------------------------------------------------------------
+
+
+def test_the_kuberay_schemas_are_vendored_in_the_repository(monkeypatch):
+    monkeypatch.delenv(kv.SCHEMAS_ENV, raising=False)
+    assert kv.schemas_location(REPO) == REPO / "k8s" / "schemas" / "kuberay"
+    assert _missing_schemas() is None
+    readme = (REPO / kv.VENDORED_SCHEMAS / "README.md").read_text()
+    assert "ray-project/kuberay" in readme and "feeaf72" in readme  # where they came from
+    assert "Apache License" in (REPO / kv.VENDORED_SCHEMAS / "LICENSE").read_text()
 
 
 def test_the_expected_targets_exist():
@@ -141,7 +161,9 @@ def test_a_bad_deployment_field_is_named(reports):
     assert "spec.replicas" in text, text
 
 
-def test_without_the_schemas_folder_kuberay_is_skipped_and_builtins_still_checked(reports, monkeypatch, tmp_path, capsys):
+def test_without_the_schemas_folder_kuberay_is_skipped_and_builtins_still_checked(
+    reports, monkeypatch, tmp_path, capsys
+):
     monkeypatch.setenv(kv.SCHEMAS_ENV, str(tmp_path / "absent"))
     assert kv.schemas_dir(REPO) is None
     dep = copy.deepcopy(_one(reports, "overlays/cpu-dev", "Deployment"))
@@ -306,7 +328,9 @@ def test_the_run_config_parses_and_joins_the_cluster_with_a_token(reports, sourc
     cm = _one(reports, source, "ConfigMap")
     head = _one(reports, source, "RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]
     mounts = {m["name"]: m["mountPath"] for m in head["containers"][0]["volumeMounts"]}
-    config_volume = next(v["name"] for v in head["volumes"] if v.get("configMap", {}).get("name") == cm["metadata"]["name"])
+    config_volume = next(
+        v["name"] for v in head["volumes"] if v.get("configMap", {}).get("name") == cm["metadata"]["name"]
+    )
     assert mounts[config_volume] == "/config"
 
     cfg = config_from_dict(yaml.safe_load(cm["data"]["run.yaml"]))

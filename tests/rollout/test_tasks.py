@@ -51,7 +51,12 @@ def test_math_equivalent_forms():
     from counterpoint.rollout.records import Prompt
 
     p = Prompt("math", "x", "q", {"answer": "12"})
-    assert [s.correct for s in dom.score_group(p, [" 12.0", " 12 apples", " \\boxed{12}", " 21"])] == [True, True, True, False]
+    assert [s.correct for s in dom.score_group(p, [" 12.0", " 12 apples", " \\boxed{12}", " 21"])] == [
+        True,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_creative_gate_and_novelty():
@@ -70,8 +75,13 @@ def test_creative_rewards_pay_for_range():
     prompt, demo = dom.make(random.Random(0), "c0")
     topic = prompt.reference["topic"]
     copies = dom.score_group(prompt, [demo] * 4)
-    varied = dom.score_group(prompt, [f" the {a} {topic} {v} far away" for a, v in
-                                      [("pale", "sings"), ("wild", "burns"), ("cold", "sleeps"), ("green", "turns")]])
+    varied = dom.score_group(
+        prompt,
+        [
+            f" the {a} {topic} {v} far away"
+            for a, v in [("pale", "sings"), ("wild", "burns"), ("cold", "sleeps"), ("green", "turns")]
+        ],
+    )
     assert all(s.reward == 0.0 for s in copies)  # identical samples: no novelty
     assert all(s.reward > 0.2 for s in varied)
     assert dom.score_group(prompt, [" nothing here at all today"])[0].info["gate"] == "topic missing"

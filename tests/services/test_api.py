@@ -19,7 +19,11 @@ OPERATOR, VIEWER = "op-token-0123456789abcdef", "viewer-token-0123456789ab"
 OP = {"Authorization": f"Bearer {OPERATOR}"}
 VIEW = {"Authorization": f"Bearer {VIEWER}"}
 STAGES = [
-    {"name": "structured", "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}}, "advance": {"type": "steps", "steps": 2}},
+    {
+        "name": "structured",
+        "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}},
+        "advance": {"type": "steps", "steps": 2},
+    },
     {"name": "creative", "domains": {"creative": {"weight": 1.0}}},
 ]
 
@@ -44,6 +48,7 @@ def schedule(client):
 
 
 # --- auth ---
+
 
 def test_reads_need_a_token_and_writes_an_operator(client):
     r = client.get("/v1/runs")
@@ -71,7 +76,9 @@ def test_tokens_never_reach_the_log(client, caplog):
 
 def test_token_sources(tmp_path):
     f = tmp_path / "tokens.yaml"
-    f.write_text(f"tokens:\n  - {{name: ops, token: {OPERATOR}, role: operator}}\n  - {{name: dash, token: {VIEWER}, role: viewer}}\n")
+    f.write_text(
+        f"tokens:\n  - {{name: ops, token: {OPERATOR}, role: operator}}\n  - {{name: dash, token: {VIEWER}, role: viewer}}\n"  # noqa: E501
+    )
     a = Auth.from_env({"COUNTERPOINT_TOKENS_FILE": str(f)})
     assert a.authenticate(OPERATOR) == Principal("ops", "operator") and a.authenticate(VIEWER).role == "viewer"
     assert a.authenticate("nope") is None
@@ -107,6 +114,7 @@ def test_auth_disabled_only_on_loopback(runs):
 
 # --- reads ---
 
+
 def test_runs_status_and_schedule(client):
     runs = client.get("/v1/runs", headers=VIEW).json()
     assert [r["run_id"] for r in runs["runs"]] == ["demo"] and runs["unavailable"] == []
@@ -130,7 +138,10 @@ def test_metrics_and_applied_versions(client, runs):
     driver.report(2, {"math": {"reward_mean": 0.5}})
     records = client.get("/v1/runs/demo/metrics?since=0", headers=VIEW).json()["records"]
     assert [(r["step"], r["schedule_version"]) for r in records] == [(1, 1), (2, 2)]
-    assert client.get("/v1/runs/demo/metrics?since=1", headers=VIEW).json()["records"][0]["domains"]["math"]["reward_mean"] == 0.5
+    assert (
+        client.get("/v1/runs/demo/metrics?since=1", headers=VIEW).json()["records"][0]["domains"]["math"]["reward_mean"]
+        == 0.5
+    )
     status = client.get("/v1/runs/demo", headers=VIEW).json()
     assert (status["step"], status["applied_version"], status["latest_version"]) == (2, 2, 3)
     # steps 1 and 2 of the "structured" steps-rule: the stage advanced, a new version
@@ -139,13 +150,22 @@ def test_metrics_and_applied_versions(client, runs):
 
 # --- concurrency ---
 
+
 def test_two_writers_with_the_same_base_version(client):
-    first = client.patch("/v1/runs/demo/stages/structured/domains/math", headers=OP, json={"weight": 1.0, "base_version": 1})
-    second = client.patch("/v1/runs/demo/stages/structured/domains/code", headers=OP, json={"weight": 3.0, "base_version": 1})
+    first = client.patch(
+        "/v1/runs/demo/stages/structured/domains/math", headers=OP, json={"weight": 1.0, "base_version": 1}
+    )
+    second = client.patch(
+        "/v1/runs/demo/stages/structured/domains/code", headers=OP, json={"weight": 3.0, "base_version": 1}
+    )
     assert first.status_code == 200 and first.json()["version"] == 2
     assert second.status_code == 409
-    assert second.json() == {"detail": "base_version: the schedule is at version 2, not 1; read it again and re-apply your change",
-                             "error": "stale_version", "field": "base_version", "current_version": 2}
+    assert second.json() == {
+        "detail": "base_version: the schedule is at version 2, not 1; read it again and re-apply your change",
+        "error": "stale_version",
+        "field": "base_version",
+        "current_version": 2,
+    }
     view = schedule(client)
     put = client.put("/v1/runs/demo/schedule", headers=OP, json={"base_version": 1, "stages": view["stages"]})
     assert put.status_code == 409 and put.json()["current_version"] == 2
@@ -153,8 +173,13 @@ def test_two_writers_with_the_same_base_version(client):
 
 # --- validation: each case, its status and the field named ---
 
+
 def reorder(client, stages, **extra):
-    return client.put("/v1/runs/demo/schedule", headers=OP, json={"base_version": schedule(client)["version"], "stages": stages, **extra})
+    return client.put(
+        "/v1/runs/demo/schedule",
+        headers=OP,
+        json={"base_version": schedule(client)["version"], "stages": stages, **extra},
+    )
 
 
 def test_reorder_and_its_refusals(client):
@@ -168,17 +193,26 @@ def test_reorder_and_its_refusals(client):
     assert r.status_code == 422 and r.json()["field"] == "stages[2].name" and "appears twice" in r.json()["detail"]
     new = {"name": "extra", "domains": {"math": {}}}
     r = reorder(client, [c, s, new])
-    assert r.status_code == 422 and r.json()["field"] == "stages[2].name" and "unknown stage 'extra'" in r.json()["detail"]
+    assert (
+        r.status_code == 422 and r.json()["field"] == "stages[2].name" and "unknown stage 'extra'" in r.json()["detail"]
+    )
     assert reorder(client, [c, s, new], allow_stage_changes=True).status_code == 200
     assert reorder(client, [c, s], allow_stage_changes=True).status_code == 200  # drop the pending "extra"
 
 
-@pytest.mark.parametrize("domains, field, fragment", [
-    ({"math": {"weight": -1}}, "stages[0].domains.math.weight", "greater than or equal to 0"),
-    ({"math": {"weight": 0}, "code": {"weight": 0}}, "stages[0].domains", "all weights are zero"),
-    ({"poetry": {"weight": 1}}, "stages[0].domains.poetry", "unknown domain 'poetry'"),
-    ({"math": {"weight": 1, "entropy_target": -0.1}}, "stages[0].domains.math.entropy_target", "greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    "domains, field, fragment",
+    [
+        ({"math": {"weight": -1}}, "stages[0].domains.math.weight", "greater than or equal to 0"),
+        ({"math": {"weight": 0}, "code": {"weight": 0}}, "stages[0].domains", "all weights are zero"),
+        ({"poetry": {"weight": 1}}, "stages[0].domains.poetry", "unknown domain 'poetry'"),
+        (
+            {"math": {"weight": 1, "entropy_target": -0.1}},
+            "stages[0].domains.math.entropy_target",
+            "greater than or equal to 0",
+        ),
+    ],
+)
 def test_put_validation_names_the_field(client, domains, field, fragment):
     stages = schedule(client)["stages"]
     stages[0]["domains"] = domains
@@ -186,10 +220,33 @@ def test_put_validation_names_the_field(client, domains, field, fragment):
     assert r.status_code == 422 and r.json()["field"] == field and fragment in r.json()["detail"], r.json()
 
 
+@pytest.mark.parametrize(
+    "advance, field",
+    [
+        ({"type": "plateau", "domain": "math", "metric": "reward_maen"}, "stages[0].advance.plateau.metric"),
+        (
+            {"type": "entropy", "domain": "math", "threshold": 0.2, "metric": "reward_maen"},
+            "stages[0].advance.entropy.metric",
+        ),
+    ],
+)
+def test_a_rule_on_a_metric_the_run_never_reports_is_refused(client, advance, field):
+    stages = schedule(client)["stages"]
+    stages[0]["advance"] = advance
+    r = reorder(client, stages)
+    assert r.status_code == 422 and r.json()["field"] == field, r.json()
+    assert "unknown per-domain metric 'reward_maen'" in r.json()["detail"] and "'reward_mean'" in r.json()["detail"]
+    assert schedule(client)["version"] == 1  # nothing changed
+    stages[0]["advance"]["metric"] = "reward_mean"
+    assert reorder(client, stages, allow_stage_changes=True).status_code == 200
+
+
 @pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_weights_are_refused(client, raw):
-    body = '{"weight": %s}' % raw  # Python's json accepts these literals, so they reach validation
-    r = client.patch("/v1/runs/demo/stages/structured/domains/math", headers={**OP, "Content-Type": "application/json"}, content=body)
+    body = f'{{"weight": {raw}}}'  # Python's json accepts these literals, so they reach validation
+    r = client.patch(
+        "/v1/runs/demo/stages/structured/domains/math", headers={**OP, "Content-Type": "application/json"}, content=body
+    )
     assert r.status_code == 422 and r.json()["field"] == "weight" and "finite" in r.json()["detail"]
 
 
@@ -255,7 +312,9 @@ def test_bodies_over_the_limit_are_refused(client):
 
 
 def test_pause_resume_advance(client):
-    assert client.post("/v1/runs/demo/pause", headers=OP, json={"stage": "creative", "reason": "judge down"}).json()["stages"][1]["paused"]
+    assert client.post("/v1/runs/demo/pause", headers=OP, json={"stage": "creative", "reason": "judge down"}).json()[
+        "stages"
+    ][1]["paused"]
     assert client.post("/v1/runs/demo/resume", headers=OP, json={"stage": "creative"}).status_code == 200
     r = client.post("/v1/runs/demo/advance", headers=OP, json={"base_version": 3, "reason": "enough"})
     assert r.status_code == 200 and r.json()["progress"][0]["status"] == "finished"
@@ -263,6 +322,7 @@ def test_pause_resume_advance(client):
 
 
 # --- probes and the OpenAPI document ---
+
 
 def test_health_and_readiness(client, tmp_path):
     assert client.get("/healthz").json() == {"status": "ok", "detail": {}}
@@ -296,9 +356,12 @@ def test_openapi_documents_every_route_and_field(client):
 
 # --- the CLI against the same app ---
 
+
 @pytest.fixture
 def run_cli(client, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "ControlPlaneClient", lambda url, token: ControlPlaneClient(url, token, http=TestClient(client.app)))
+    monkeypatch.setattr(
+        cli, "ControlPlaneClient", lambda url, token: ControlPlaneClient(url, token, http=TestClient(client.app))
+    )
 
     def run(*argv, token=OPERATOR):
         import argparse

@@ -21,14 +21,19 @@ from counterpoint.trainer.curriculum.controller import ScheduleController
 OPERATOR = "op-token-0123456789abcdef"
 EXAMPLES_PER_OPERATION = 15
 STAGES = [
-    {"name": "structured", "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}},
-     "advance": {"type": "plateau", "domain": "math", "window": 3}},
+    {
+        "name": "structured",
+        "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}},
+        "advance": {"type": "plateau", "domain": "math", "window": 3},
+    },
     {"name": "creative", "domains": {"creative": {"weight": 1.0, "entropy_target": 0.5}}},
 ]
 
 
-@pytest.mark.parametrize("mode, real_run", [
-    (GenerationMode.POSITIVE, True), (GenerationMode.NEGATIVE, True), (GenerationMode.POSITIVE, False)])
+@pytest.mark.parametrize(
+    "mode, real_run",
+    [(GenerationMode.POSITIVE, True), (GenerationMode.NEGATIVE, True), (GenerationMode.POSITIVE, False)],
+)
 def test_no_request_gets_a_server_error(tmp_path, mode, real_run):
     ScheduleController(tmp_path / "demo", STAGES, domains=["math", "code", "creative"])
     app = create_app(LocalBackend(tmp_path), Auth([("fuzz", OPERATOR, "operator")]))
@@ -41,8 +46,13 @@ def test_no_request_gets_a_server_error(tmp_path, mode, real_run):
         fixed = {"run_id": "demo"} if real_run and has_run else None
 
         @given(case=operation.as_strategy(mode, path_parameters=fixed))
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case):
             response = case.call(headers={"Authorization": f"Bearer {OPERATOR}"})
             case.validate_response(response, checks=[not_a_server_error])

@@ -8,7 +8,7 @@ import random
 
 from counterpoint.config import config_from_dict
 from counterpoint.rollout.domains import build_domain, task_source
-from counterpoint.rollout.records import Sample, ScoredSample
+from counterpoint.rollout.records import Sample, Score, ScoredSample
 from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
 from counterpoint.trainer.curriculum.controller import ScheduleController
 from counterpoint.trainer.curriculum.planner import SchedulePlanner
@@ -44,14 +44,24 @@ class FakeRollout:
 
 
 class FakeRewards:
-    def __init__(self, domains):
+    """The domains' real reward functions, one sample at a time. `failures` is a failing mode:
+    {domain: (reason, share)} replaces the real Score of the first `share` of that domain's
+    samples in each call with reward 0 and that `RewardError` (e.g. a verifier timeout)."""
+
+    def __init__(self, domains, failures=None):
         self.domains = {d: build_domain(d) for d in domains}
+        self.failures = failures or {}
 
     def score(self, samples):
         scored = []
         for i in range(0, len(samples), 1):
             s = samples[i]
             scored.append(ScoredSample(s, self.domains[s.prompt.domain].score_group(s.prompt, [s.response_text])[0]))
+        for domain, (reason, share) in self.failures.items():
+            rows = [i for i, r in enumerate(scored) if r.domain == domain]
+            for i in rows[: round(share * len(rows))]:
+                failed = Score(0.0, False if scored[i].score.correct is not None else None, {"detail": "fake"}, reason)
+                scored[i] = ScoredSample(scored[i].sample, failed)
         return scored, {d: 0.0 for d in self.domains}
 
 
@@ -98,23 +108,47 @@ class FakeLearnerCrash(RuntimeError):
     """The fake learner's crash, at a step the test chose."""
 
 
-def fake_config(steps, *, schedule=None, eval_every=0, mini_batches=1, checkpoint_every=2):
-    return config_from_dict({
-        "run": {"steps": steps, "eval_every_steps": eval_every, "checkpoint_every_steps": checkpoint_every, "seed": 0},
-        "domains": {"math": {"weight": 2.0, "eval": {"prompts": 4}}, "creative": {"weight": 1.0, "eval": {"prompts": 4}}},
-        "generation": {"prompts_per_step": 3, "samples_per_prompt": 4, "max_response_tokens": 5},
-        "learner": {"ranks": 2, "mini_batches": mini_batches, "per_domain": {
-            "math": {"entropy": {"coef": 0.001}},
-            "creative": {"entropy": {"adaptive": True, "target": 0.5, "step_size": 1e-3}}}},
-        "schedule": {"policy": schedule or "joint"},
-    })
+def fake_config(steps, *, schedule=None, eval_every=0, mini_batches=1, checkpoint_every=2, **run):
+    """`run`: more fields of the run section (e.g. max_reward_failure_fraction=0.2)."""
+    return config_from_dict(
+        {
+            "run": {
+                "steps": steps,
+                "eval_every_steps": eval_every,
+                "checkpoint_every_steps": checkpoint_every,
+                "seed": 0,
+                **run,
+            },
+            "domains": {
+                "math": {"weight": 2.0, "eval": {"prompts": 4}},
+                "creative": {"weight": 1.0, "eval": {"prompts": 4}},
+            },
+            "generation": {"prompts_per_step": 3, "samples_per_prompt": 4, "max_response_tokens": 5},
+            "learner": {
+                "ranks": 2,
+                "mini_batches": mini_batches,
+                "per_domain": {
+                    "math": {"entropy": {"coef": 0.001}},
+                    "creative": {"entropy": {"adaptive": True, "target": 0.5, "step_size": 1e-3}},
+                },
+            },
+            "schedule": {"policy": schedule or "joint"},
+        }
+    )
 
 
-def fake_parts(cfg, run, *, crash_at_step=None):
+def fake_parts(cfg, run, *, crash_at_step=None, reward_failures=None):
+    """`reward_failures`: FakeRewards' failing mode, {domain: (reason, share)}."""
     rollout = FakeRollout()
     learner = FakeLearner(rollout, crash_at_step=crash_at_step)
     controller = ScheduleController(run.path, cfg.initial_stages(), domains=list(cfg.domains))
-    return RunParts({d: task_source(d, cfg.domains[d], 0) for d in cfg.domains}, rollout,
-                    FakeRewards(list(cfg.domains)), learner, pad_token_id=0,
-                    entropy=DomainEntropyCoefficients({d: cfg.learner.entropy_for(d) for d in cfg.domains}),
-                    planner=SchedulePlanner(controller, cfg.generation.prompts_per_step), encode=fake_encode)
+    return RunParts(
+        {d: task_source(d, cfg.domains[d], 0) for d in cfg.domains},
+        rollout,
+        FakeRewards(list(cfg.domains), reward_failures),
+        learner,
+        pad_token_id=0,
+        entropy=DomainEntropyCoefficients({d: cfg.learner.entropy_for(d) for d in cfg.domains}),
+        planner=SchedulePlanner(controller, cfg.generation.prompts_per_step),
+        encode=fake_encode,
+    )

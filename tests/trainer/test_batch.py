@@ -44,15 +44,20 @@ def test_shards_cover_all_rows_once(world):
 
 
 def test_unequal_groups_rejected():
-    scored = [_scored("a", "math", [1], [2], 1.0), _scored("a", "math", [1], [2], 0.0), _scored("b", "math", [1], [2], 0.0)]
+    scored = [
+        _scored("a", "math", [1], [2], 1.0),
+        _scored("a", "math", [1], [2], 0.0),
+        _scored("b", "math", [1], [2], 0.0),
+    ]
     with pytest.raises(ValueError, match="same size"):
         build_batch(scored, pad_id=0)
 
 
-
 @pytest.mark.parametrize("minis, world", [(1, 2), (2, 2), (3, 1)])
 def test_update_plan_covers_rows_and_counts_globally(minis, world):
-    scored = [_scored(f"p{i // 2}", "math" if i < 8 else "creative", [1], [2] * (1 + i % 3), float(i % 2)) for i in range(12)]
+    scored = [
+        _scored(f"p{i // 2}", "math" if i < 8 else "creative", [1], [2] * (1 + i % 3), float(i % 2)) for i in range(12)
+    ]
     batch, _, _ = build_batch(scored, pad_id=0)
     plan = plan_update(batch, minis, world)
     assert len(plan.shards) == world and all(len(s) == minis for s in plan.shards)

@@ -53,8 +53,10 @@ def test_loop_steps_metrics_versions_and_eval(tmp_path):
 
 
 def test_sft_stage_trains_demonstrations_through_the_same_update(tmp_path):
-    stages = [{"name": "demos", "kind": "sft", "domains": {"creative": {}}, "advance": {"type": "steps", "steps": 1}},
-              {"name": "rl", "domains": {"math": {}}, "advance": {"type": "steps", "steps": 1}}]
+    stages = [
+        {"name": "demos", "kind": "sft", "domains": {"creative": {}}, "advance": {"type": "steps", "steps": 1}},
+        {"name": "rl", "domains": {"math": {}}, "advance": {"type": "steps", "steps": 1}},
+    ]
     cfg = fake_config(2, schedule={"type": "stages", "stages": stages})
     run = RunFolder(tmp_path / "run")
     parts = fake_parts(cfg, run)
@@ -86,22 +88,30 @@ def test_resume_continues_without_duplicated_steps(tmp_path):
     # and used the same entropy coefficients as the run that never stopped
     assert result["state"]["task_cursors"] == load_driver_state(straight)["task_cursors"]
     alpha = result["state"]["entropy_controllers"]["controllers"]["creative"]["alpha"]
-    assert alpha == pytest.approx(load_driver_state(straight)["entropy_controllers"]["controllers"]["creative"]["alpha"])
+    assert alpha == pytest.approx(
+        load_driver_state(straight)["entropy_controllers"]["controllers"]["creative"]["alpha"]
+    )
     assert alpha == pytest.approx(4e-3)
     assert (run.path / "checkpoint" / "learner" / "fake_learner.json").exists()
 
 
 CURRICULUM = [
     {"name": "warm", "domains": {"math": {}}, "advance": {"type": "steps", "steps": 2}},
-    {"name": "joint", "domains": {"math": {"weight": 2}, "creative": {}},
-     "advance": {"type": "plateau", "domain": "math", "metric": "reward_mean", "window": 2, "min_delta": 0.05}},
+    {
+        "name": "joint",
+        "domains": {"math": {"weight": 2}, "creative": {}},
+        "advance": {"type": "plateau", "domain": "math", "metric": "reward_mean", "window": 2, "min_delta": 0.05},
+    },
     {"name": "creative", "domains": {"creative": {}}, "advance": {"type": "steps", "steps": 3}},
 ]
 
 
 def _schedule_trace(run: RunFolder) -> list[tuple]:
-    return [(r["step"], r["schedule"]["stage"], tuple(sorted(r["schedule"]["prompts"].items())))
-            for r in run.read_metrics() if r["kind"] == "train"]
+    return [
+        (r["step"], r["schedule"]["stage"], tuple(sorted(r["schedule"]["prompts"].items())))
+        for r in run.read_metrics()
+        if r["kind"] == "train"
+    ]
 
 
 def test_a_resumed_run_continues_the_checkpointed_schedule(tmp_path):

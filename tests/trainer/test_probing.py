@@ -17,8 +17,14 @@ class FakeModel:
     """A fake learner state: the domains trained so far, in order. Scores follow a made-up
     transfer table: each own step +0.5, and each later step of another domain adds `effect`."""
 
-    EFFECT = {("math", "code"): 0.1, ("math", "creative"): -0.4, ("code", "math"): 0.0,
-              ("code", "creative"): -0.2, ("creative", "math"): 0.05, ("creative", "code"): 0.0}
+    EFFECT = {
+        ("math", "code"): 0.1,
+        ("math", "creative"): -0.4,
+        ("code", "math"): 0.0,
+        ("code", "creative"): -0.2,
+        ("creative", "math"): 0.05,
+        ("creative", "code"): 0.0,
+    }
 
     def __init__(self):
         self.trained: list[str] = []
@@ -34,7 +40,7 @@ class FakeModel:
         if domain not in self.trained:
             return 0.0
         first = self.trained.index(domain)
-        return 0.5 + sum(self.EFFECT[(domain, d)] for d in self.trained[first + 1:] if d != domain)
+        return 0.5 + sum(self.EFFECT[(domain, d)] for d in self.trained[first + 1 :] if d != domain)
 
     def snapshot(self, name):
         self.calls.append(("snapshot", name))
@@ -48,8 +54,9 @@ class FakeModel:
 def test_measure_transfer_probes_every_ordered_pair_and_ends_at_the_base():
     model = FakeModel()
     domains = ["math", "code", "creative"]
-    base, own, pair = measure_transfer(domains, train=model.train, score=model.score,
-                                       snapshot=model.snapshot, restore=model.restore)
+    base, own, pair = measure_transfer(
+        domains, train=model.train, score=model.score, snapshot=model.snapshot, restore=model.restore
+    )
     assert base == {"math": 0.0, "code": 0.0, "creative": 0.0}
     assert own == {"math": 0.5, "code": 0.5, "creative": 0.5}
     assert pair == {(i, j): pytest.approx(0.5 + FakeModel.EFFECT[(i, j)]) for i in domains for j in domains if i != j}
@@ -59,8 +66,14 @@ def test_measure_transfer_probes_every_ordered_pair_and_ends_at_the_base():
     assert [c[2] for c in trains[:3]] == ["math", "math>code", "math>creative"]
     # no restore where the weights are already right: the base before the first domain, the
     # own snapshot before the first pair
-    assert model.calls[:6] == [("score", "math", "base"), ("score", "code", "base"), ("score", "creative", "base"),
-                               ("snapshot", "base"), ("train", "math", "math"), ("score", "math", "math")]
+    assert model.calls[:6] == [
+        ("score", "math", "base"),
+        ("score", "code", "base"),
+        ("score", "creative", "base"),
+        ("snapshot", "base"),
+        ("train", "math", "math"),
+        ("score", "math", "math"),
+    ]
     assert model.calls[6:8] == [("snapshot", "own"), ("train", "code", "math>code")]
     assert model.calls[-1] == ("restore", "base")
 
@@ -68,8 +81,13 @@ def test_measure_transfer_probes_every_ordered_pair_and_ends_at_the_base():
 def test_summary_orders_domains_by_predicted_score():
     model = FakeModel()
     domains = ["creative", "code", "math"]
-    result = summarise(domains, 3, *measure_transfer(domains, train=model.train, score=model.score,
-                                                     snapshot=model.snapshot, restore=model.restore))
+    result = summarise(
+        domains,
+        3,
+        *measure_transfer(
+            domains, train=model.train, score=model.score, snapshot=model.snapshot, restore=model.restore
+        ),
+    )
     assert result.transfer["math"] == pytest.approx({"code": 0.1, "creative": -0.4})
     # creative hurts what came before it, math helps: creative first, then math (helps creative),
     # and code before math? B[code→math] = 0, B[math→code] = 0.1: math before code.
@@ -77,14 +95,18 @@ def test_summary_orders_domains_by_predicted_score():
     assert result.order == ["creative", "math", "code"]
     best = next(iter(result.predicted))
     assert best == "creative>math>code" and result.predicted[best] == pytest.approx(0.15)
-    assert len(result.predicted) == 6 and list(result.predicted.values()) == sorted(result.predicted.values(), reverse=True)
+    assert len(result.predicted) == 6 and list(result.predicted.values()) == sorted(
+        result.predicted.values(), reverse=True
+    )
 
 
 def test_measure_transfer_needs_two_distinct_domains():
     model = FakeModel()
     for domains in (["math"], ["math", "math"]):
         with pytest.raises(ValueError, match="two or more distinct domains"):
-            measure_transfer(domains, train=model.train, score=model.score, snapshot=model.snapshot, restore=model.restore)
+            measure_transfer(
+                domains, train=model.train, score=model.score, snapshot=model.snapshot, restore=model.restore
+            )
 
 
 class FakeCheckpointLearner(FakeLearner):
@@ -119,7 +141,9 @@ class FakeForgettingRollout(FakeRollout):
     """Right math answers exactly when the fake learner's last step trained math."""
 
     def generate(self, prompts, *, samples_per_prompt, max_tokens, temperature):
-        out = super().generate(prompts, samples_per_prompt=samples_per_prompt, max_tokens=max_tokens, temperature=temperature)
+        out = super().generate(
+            prompts, samples_per_prompt=samples_per_prompt, max_tokens=max_tokens, temperature=temperature
+        )
         knows_math = bool(self.learner.weights) and self.learner.weights[-1] == "math"
         answer = lambda s: " " + (s.prompt.reference["answer"] if knows_math else "0")  # noqa: E731
         return [dataclasses.replace(s, response_text=answer(s)) if s.prompt.domain == "math" else s for s in out]
@@ -152,8 +176,13 @@ def test_probe_run_measures_forgetting_and_restores_everything(tmp_path):
     assert [set(r["domains"]) for r in probes[::2]] == [{"math"}, {"creative"}, {"creative"}, {"math"}]
     evals = [r for r in records if r["kind"] == "probe_eval"]
     assert [(r["probe_stage"], set(r["domains"])) for r in evals] == [
-        ("base", {"math"}), ("base", {"creative"}), ("math", {"math"}), ("math>creative", {"math"}),
-        ("creative", {"creative"}), ("creative>math", {"creative"})]
+        ("base", {"math"}),
+        ("base", {"creative"}),
+        ("math", {"math"}),
+        ("math>creative", {"math"}),
+        ("creative", {"creative"}),
+        ("creative>math", {"creative"}),
+    ]
     # policy versions only grow while probing (a restore is a new version for the engines)
     versions = [r["policy_version"] for r in records]
     assert versions == sorted(versions)
@@ -168,4 +197,6 @@ def test_probe_run_measures_forgetting_and_restores_everything(tmp_path):
 def test_probe_run_refuses_to_continue_when_the_weights_did_not_come_back(tmp_path):
     parts = _probe_parts(tmp_path, restores=False)
     with pytest.raises(RuntimeError, match="differ from the weights before"):
-        probe_run(fake_config(1), parts, RunFolder(tmp_path / "run"), ["math", "creative"], probe_steps=1, prompts_per_step=2)
+        probe_run(
+            fake_config(1), parts, RunFolder(tmp_path / "run"), ["math", "creative"], probe_steps=1, prompts_per_step=2
+        )

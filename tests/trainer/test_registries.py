@@ -16,11 +16,14 @@ def _tags(union) -> set[str]:
     return {m.model_fields["type"].default for m in members}
 
 
-@pytest.mark.parametrize(("union", "registry", "extra"), [
-    (Advantage, ADVANTAGES, set()),
-    (Aggregation, AGGREGATIONS, set()),
-    (PolicyLoss, POLICY_LOSSES, {"sft"}),  # SFT stages use the "sft" loss; no config selects it
-])
+@pytest.mark.parametrize(
+    ("union", "registry", "extra"),
+    [
+        (Advantage, ADVANTAGES, set()),
+        (Aggregation, AGGREGATIONS, set()),
+        (PolicyLoss, POLICY_LOSSES, {"sft"}),  # SFT stages use the "sft" loss; no config selects it
+    ],
+)
 def test_union_tags_match_the_registry(union, registry, extra):
     assert _tags(union) | extra == set(registry)
 

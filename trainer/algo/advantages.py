@@ -6,7 +6,7 @@ Estimators are chosen by name through `ADVANTAGES` / `compute_advantages`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -1,6 +1,6 @@
 """Loss aggregation over tokens: per-token loss (B, T) → one scalar. Pure: torch only.
 
-Four modes, chosen by name through `AGGREGATIONS` (RESEARCH.md section 1), plus per-domain
+Four modes, chosen by name through `AGGREGATIONS` (docs/research.md section 1), plus per-domain
 normalisation (`aggregate_per_domain`): each domain is aggregated on its own, then the domains
 are combined with explicit weights, so a domain's share of the gradient is its weight, not its
 share of tokens.
@@ -29,7 +29,9 @@ DIVIDES_BY: dict[str, Literal["tokens", "sequences"]] = {}
 """Mode name → the count its denominator scales with; a domain is present when that count is > 0."""
 
 
-def register_aggregation(name: str, *, divides_by: Literal["tokens", "sequences"]) -> Callable[[AggregationFn], AggregationFn]:
+def register_aggregation(
+    name: str, *, divides_by: Literal["tokens", "sequences"]
+) -> Callable[[AggregationFn], AggregationFn]:
     """Decorator: register a mode under `name`, with the count it divides by."""
     DIVIDES_BY[name] = divides_by
     return AGGREGATIONS.register(name)
@@ -99,7 +101,7 @@ def seq_mean_token_sum_norm(
     constant over training: pass the run's max response length (`max_response_tokens`). It is
     required here rather than defaulting to the padded width T, because T changes with every
     micro-batch (and includes prompt positions), which would silently break the constancy.
-    RESEARCH.md writes the mode as sum(M * loss) / C; that is this value times N_seq (verl's
+    docs/research.md writes the mode as sum(M * loss) / C; that is this value times N_seq (verl's
     form). Pass num_sequences=1 to get it.
     """
     if norm_constant is None or not norm_constant > 0:
@@ -194,7 +196,7 @@ def aggregate_per_domain(
     is positive; weights are renormalised to sum 1 over present domains. With global counts,
     presence is global, so summing this over micro-batches and ranks gives the global value even
     when a micro-batch lacks a domain. Without it a domain's share of the gradient is its share
-    of tokens (CALIBRATION.md: joint-vs-single comparisons were confounded by exactly that).
+    of tokens (docs/calibration.md: joint-vs-single comparisons were confounded by exactly that).
     """
     get_aggregation(mode)  # an unknown mode fails even on a batch with nothing to aggregate
     ids = domain_ids.to(torch.long)

@@ -2,7 +2,7 @@
 
 The bonus is a per-token term added to the policy loss before aggregation:
 `per_token = policy_loss + entropy_bonus(entropy, coef)`. Aggregation is linear, so for a scalar
-alpha this is L_pg - alpha * agg(H) (RESEARCH.md section 3); with one alpha per row (each row's
+alpha this is L_pg - alpha * agg(H) (docs/research.md section 3); with one alpha per row (each row's
 domain coefficient) and `aggregate_per_domain` it is sum_d w_d * (L_d - alpha_d * agg_d(H)).
 
 Published ablation (2505.22312): a fixed alpha of 1e-4..1e-3 barely moves entropy and 1e-2 makes
@@ -135,8 +135,10 @@ class DomainEntropyCoefficients:
         return {"entropy_coef": self.coef(domain)}
 
     def state_dict(self) -> dict:
-        return {"controllers": {name: c.state_dict() for name, c in self.controllers.items()},
-                "targeted": sorted(self.targeted)}
+        return {
+            "controllers": {name: c.state_dict() for name, c in self.controllers.items()},
+            "targeted": sorted(self.targeted),
+        }
 
     def load_state_dict(self, state: Mapping) -> None:
         unknown = sorted(set(state["controllers"]) - set(self.specs))

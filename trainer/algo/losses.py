@@ -8,21 +8,20 @@ Losses are chosen by name: `get_policy_loss(name)` returns a function called as
 arguments (clip bounds, fractions, a generator), never a config object. Published defaults are
 in each docstring and belong in the config, not in these signatures.
 
-Notation (RESEARCH.md section 3): all tensors (B, T); r = exp(logp - logp_old); A the response's
+Notation (docs/research.md section 3): all tensors (B, T); r = exp(logp - logp_old); A the response's
 advantage repeated over its tokens; mask 1 on valid response tokens.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from counterpoint.trainer.algo.registry import Registry
-
 from counterpoint.trainer.algo.covariance import token_covariance
+from counterpoint.trainer.algo.registry import Registry
 
 
 @dataclass
@@ -188,7 +187,7 @@ def clip_cov_loss(
     (omega_high) 5, clip_low = clip_high = 1 (ratio clip [0, 2], effectively off). Deviation for
     this project's toy scale (~1e3 tokens per batch, not 1e5-1e6): those values select nothing
     useful, so use fractions of a few percent and bounds from observed Cov quantiles
-    (RESEARCH.md, small-scale note); the values come from the config.
+    (docs/research.md, small-scale note); the values come from the config.
     """
     ppo = ppo_clip_loss(logp, logp_old, advantages, clip_low, clip_high)
     valid = mask > 0
@@ -217,7 +216,7 @@ def kl_cov_loss(
     every other token's -A * r. No ratio clipping.
     Units: `select_fraction` (kappa) is a plain fraction; the original code takes it in percent
     (its 0.2 means 0.002 here). Published defaults: kappa 2e-3 (7B) / 2e-4 (32B), kl_coef
-    (beta) 1; at toy scale use a few percent (RESEARCH.md, small-scale note).
+    (beta) 1; at toy scale use a few percent (docs/research.md, small-scale note).
     Gradient trap: d|x|/dx = 0 at x = 0, so on a fully on-policy mini-batch (logp == logp_old,
     e.g. the first mini-batch of a rollout) the penalty has no gradient; KL-Cov needs >= 2
     mini-batches per rollout to act.

@@ -13,14 +13,24 @@ from dataclasses import dataclass, field
 import torch
 
 from counterpoint.trainer.algo.aggregation import aggregate, aggregate_per_domain
-from counterpoint.trainer.batch import TrainBatch
 from counterpoint.trainer.algo.covariance import token_covariance
 from counterpoint.trainer.algo.entropy_control import entropy_bonus
 from counterpoint.trainer.algo.losses import get_policy_loss, kl_k3
+from counterpoint.trainer.batch import TrainBatch
 
 SUM_KEYS = (
-    "tokens", "entropy_sum", "cov_sum", "clipped_sum", "dual_clipped_sum", "selected_sum",
-    "preserved_sum", "kl_old_sum", "ref_kl_sum", "mismatch_sum", "mismatch_max", "loss_sum",
+    "tokens",
+    "entropy_sum",
+    "cov_sum",
+    "clipped_sum",
+    "dual_clipped_sum",
+    "selected_sum",
+    "preserved_sum",
+    "kl_old_sum",
+    "ref_kl_sum",
+    "mismatch_sum",
+    "mismatch_max",
+    "loss_sum",
 )
 
 
@@ -72,8 +82,9 @@ def objective(
         if not bool(rows.any()):
             continue
         spec = settings.losses[name]
-        out = get_policy_loss(spec.name)(logp[rows], logp_old[rows], adv[rows], mask=mask[rows], generator=generator,
-                                         **spec.scalars)
+        out = get_policy_loss(spec.name)(
+            logp[rows], logp_old[rows], adv[rows], mask=mask[rows], generator=generator, **spec.scalars
+        )
         per_token[rows] = out.loss
         for key, value in out.flags().items():
             flags[key][rows] = value
@@ -86,12 +97,24 @@ def objective(
     tokens, sequences = counts
     if settings.domain_normalisation:
         loss = aggregate_per_domain(
-            per_token, mask, mb.domain_ids, torch.ones(len(mb.domains)), settings.aggregation,
-            num_tokens=tokens, num_sequences=sequences, norm_constant=settings.norm_constant,
+            per_token,
+            mask,
+            mb.domain_ids,
+            torch.ones(len(mb.domains)),
+            settings.aggregation,
+            num_tokens=tokens,
+            num_sequences=sequences,
+            norm_constant=settings.norm_constant,
         )
     else:
-        loss = aggregate(per_token, mask, settings.aggregation, num_tokens=tokens.sum(),
-                         num_sequences=sequences.sum(), norm_constant=settings.norm_constant)
+        loss = aggregate(
+            per_token,
+            mask,
+            settings.aggregation,
+            num_tokens=tokens.sum(),
+            num_sequences=sequences.sum(),
+            norm_constant=settings.norm_constant,
+        )
     sums = _domain_sums(mb, mask, entropy.detach(), cov, flags, logp.detach(), logp_old, per_token.detach(), ref_kl)
     return loss, sums
 
@@ -104,7 +127,10 @@ def _domain_sums(mb, mask, entropy, cov, flags, logp, logp_old, per_token, ref_k
         if not bool(rows.any()):
             continue
         m = mask[rows]
-        total = lambda x: float((x[rows].float() * m).sum())  # noqa: E731
+
+        def total(x: torch.Tensor, rows: torch.Tensor = rows, m: torch.Tensor = m) -> float:
+            return float((x[rows].float() * m).sum())
+
         out[name] = {
             "tokens": float(m.sum()),
             "entropy_sum": total(entropy),

@@ -6,7 +6,8 @@ that names the kind and the known names, so a typo in a config never falls throu
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 F = TypeVar("F", bound=Callable)
 

@@ -16,16 +16,24 @@ Transfer = Mapping[str, Mapping[str, float]]
 """B[i][j] = B[i→j]: the change of domain i's score when domain j is trained after i."""
 
 
-def joint_schedule(weights: Mapping[str, float], *, name: str = "joint", advance: AdvanceRule | None = None) -> list[Stage]:
+def joint_schedule(
+    weights: Mapping[str, float], *, name: str = "joint", advance: AdvanceRule | None = None
+) -> list[Stage]:
     """One stage training every domain at once with the given weights (manual advance by default)."""
-    return [Stage(name=name, domains={d: DomainSetting(weight=w) for d, w in weights.items()}, advance=advance or ManualRule())]
+    return [
+        Stage(
+            name=name, domains={d: DomainSetting(weight=w) for d, w in weights.items()}, advance=advance or ManualRule()
+        )
+    ]
 
 
 def sequential_schedule(order: Sequence[str], *, steps_per_stage: int) -> list[Stage]:
     """One stage per domain in `order`, each advancing after `steps_per_stage` steps."""
     if len(set(order)) != len(order):
         raise ValueError(f"order lists a domain twice: {list(order)}")
-    return [Stage(name=d, domains={d: DomainSetting(weight=1.0)}, advance=StepsRule(steps=steps_per_stage)) for d in order]
+    return [
+        Stage(name=d, domains={d: DomainSetting(weight=1.0)}, advance=StepsRule(steps=steps_per_stage)) for d in order
+    ]
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,9 @@ def transfer_metrics(scores: Sequence[Sequence[float]], baseline: Sequence[float
     """
     t = len(scores)
     if t < 2 or any(len(row) != t for row in scores):
-        raise ValueError(f"scores must be a T x T matrix with T >= 2; got {t} rows of lengths {[len(r) for r in scores]}")
+        raise ValueError(
+            f"scores must be a T x T matrix with T >= 2; got {t} rows of lengths {[len(r) for r in scores]}"
+        )
     bwt = sum(scores[t - 1][i] - scores[i][i] for i in range(t - 1)) / (t - 1)
     fwt = None
     if baseline is not None:
@@ -56,8 +66,10 @@ def transfer_metrics(scores: Sequence[Sequence[float]], baseline: Sequence[float
     return TransferMetrics(bwt=bwt, fwt=fwt)
 
 
-def estimate_transfer(after_own: Mapping[str, float], after_pair: Mapping[tuple[str, str], float]) -> dict[str, dict[str, float]]:
-    """B[i→j] = R_i(after i then j) − R_i(after i), from short probe stages (RESEARCH.md §5).
+def estimate_transfer(
+    after_own: Mapping[str, float], after_pair: Mapping[tuple[str, str], float]
+) -> dict[str, dict[str, float]]:
+    """B[i→j] = R_i(after i then j) − R_i(after i), from short probe stages (docs/research.md §5).
 
     `after_own[i]`: domain i's score after its own probe stage; `after_pair[(i, j)]`: i's score
     after i's probe then j's. Pairs not probed are left out (treated as 0 by `predicted_score`).
@@ -73,12 +85,12 @@ def estimate_transfer(after_own: Mapping[str, float], after_pair: Mapping[tuple[
 def predicted_score(order: Sequence[str], transfer: Transfer) -> float:
     """Additive prediction of an order's final score, up to a constant: Σ over pairs i before j
     of B[i→j] (each domain's own-stage score is the same in every order, so it drops out)."""
-    return sum(transfer.get(a, {}).get(b, 0.0) for k, a in enumerate(order) for b in order[k + 1:])
+    return sum(transfer.get(a, {}).get(b, 0.0) for k, a in enumerate(order) for b in order[k + 1 :])
 
 
 def best_order(domains: Sequence[str], transfer: Transfer, *, exhaustive_max: int = 6) -> list[str]:
     """The order of `domains` with the highest `predicted_score`, the BWT-guided policy of
-    Omni-Thinker (arXiv 2507.14783) in the implementable form of RESEARCH.md §5 (the paper's own
+    Omni-Thinker (arXiv 2507.14783) in the implementable form of docs/research.md §5 (the paper's own
     estimation procedure is *unverified*).
 
     Exhaustive over permutations for T ≤ `exhaustive_max` (ties: the first in the order

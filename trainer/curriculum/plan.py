@@ -46,8 +46,13 @@ class StepPlan(BaseModel):
 
     def describe(self) -> dict:
         """The plan as the step's metrics record it (`"schedule"` in metrics.jsonl)."""
-        return {"version": self.schedule_version, "stage": self.stage, "kind": self.kind.value if self.kind else None,
-                "prompts": dict(self.prompts_per_domain), "entropy_targets": dict(self.entropy_targets)}
+        return {
+            "version": self.schedule_version,
+            "stage": self.stage,
+            "kind": self.kind.value if self.kind else None,
+            "prompts": dict(self.prompts_per_domain),
+            "entropy_targets": dict(self.entropy_targets),
+        }
 
 
 def split_by_weight(total: int, weights: dict[str, float]) -> dict[str, int]:

@@ -30,8 +30,15 @@ class Controller(Protocol):
 class SchedulePlanner:
     """`controller`: the run's ScheduleController; `sleep` and `on_event` are injectable for tests."""
 
-    def __init__(self, controller: Controller, prompts_per_step: int, *, poll_seconds: float = 1.0,
-                 on_event: Callable[..., Any] | None = None, sleep: Callable[[float], Any] = time.sleep):
+    def __init__(
+        self,
+        controller: Controller,
+        prompts_per_step: int,
+        *,
+        poll_seconds: float = 1.0,
+        on_event: Callable[..., Any] | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+    ):
         self.controller = controller
         self.prompts_per_step = prompts_per_step
         self.poll_seconds = poll_seconds
@@ -48,8 +55,9 @@ class SchedulePlanner:
                     self.on_event("schedule_resumed", step=step, version=plan.schedule_version)
                 return plan
             if announced != plan.schedule_version:
-                self.on_event("schedule_paused", step=step, version=plan.schedule_version, stage=plan.stage,
-                              reason=plan.reason)
+                self.on_event(
+                    "schedule_paused", step=step, version=plan.schedule_version, stage=plan.stage, reason=plan.reason
+                )
                 announced = plan.schedule_version
             self.sleep(self.poll_seconds)
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
 from counterpoint.configbase import Section
+from counterpoint.trainer.curriculum.metric_names import check_rule_metric
 from counterpoint.trainer.curriculum.plan import StageKind
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -45,8 +46,10 @@ class StaleVersion(ScheduleConflict):
     """The change was based on an older schedule version than the current one (HTTP 409)."""
 
     def __init__(self, base_version: int, current_version: int):
-        super().__init__("base_version", f"the schedule is at version {current_version}, not {base_version}; "
-                         "read it again and re-apply your change")
+        super().__init__(
+            "base_version",
+            f"the schedule is at version {current_version}, not {base_version}; read it again and re-apply your change",
+        )
         self.base_version, self.current_version = base_version, current_version
 
     def __reduce__(self):
@@ -81,13 +84,19 @@ class PlateauRule(Section):
     domain: Name
     """The domain watched; it must be one of the stage's domains."""
     metric: MetricName = "reward_mean"
-    """The per-domain metric watched (a key of the driver's per-domain step metrics)."""
+    """The per-domain metric watched: a number of the driver's per-domain step metrics
+    (`trainer/curriculum/metric_names.py`); an unknown name is refused, with the close ones."""
     window: int = Field(20, ge=1, le=1000)
     """Steps without enough improvement before the stage advances."""
     min_delta: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     """Improvement that counts as progress (in the metric's units)."""
     mode: Literal["max", "min"] = "max"
     """"max": higher is better (rewards); "min": lower is better (losses)."""
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str) -> str:
+        return check_rule_metric(name)
 
 
 class EntropyRule(Section):
@@ -102,9 +111,15 @@ class EntropyRule(Section):
     direction: Literal["below", "above"] = "below"
     """Advance when the entropy is strictly below (or above) the threshold."""
     metric: MetricName = "entropy_mean"
-    """The per-domain metric watched."""
+    """The per-domain metric watched (`trainer/curriculum/metric_names.py`; an unknown name is
+    refused, with the close ones)."""
     consecutive_steps: int = Field(1, ge=1, le=1000)
     """How many steps in a row the condition must hold."""
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str) -> str:
+        return check_rule_metric(name)
 
 
 class ManualRule(Section):
@@ -138,17 +153,31 @@ class DumpWeighting(Section):
     """Softmax temperature."""
 
 
+WEIGHTINGS = (FixedWeighting, DumpWeighting)
 Weighting = Annotated[FixedWeighting | DumpWeighting, Field(discriminator="type")]
 
 
 class Stage(Section):
     """One stage of the curriculum. Example: structured domains first, then creative."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "name": "structured", "kind": "rl",
-        "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0, "entropy_target": 0.3}},
-        "advance": {"type": "plateau", "domain": "math", "metric": "reward_mean", "window": 20, "min_delta": 0.01},
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "structured",
+                    "kind": "rl",
+                    "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0, "entropy_target": 0.3}},
+                    "advance": {
+                        "type": "plateau",
+                        "domain": "math",
+                        "metric": "reward_mean",
+                        "window": 20,
+                        "min_delta": 0.01,
+                    },
+                }
+            ]
+        }
+    )
 
     name: Name
     """Unique within the schedule."""
@@ -222,19 +251,27 @@ class AuditEntry(Section):
 
 
 def parse_stages(data: Sequence[Any]) -> list[Stage]:
-    """Stages from plain data (JSON, YAML), with errors naming the field, e.g. `stages[1].domains`."""
+    """Stages from plain data (JSON, YAML), with errors naming the field, e.g. `stages[1].domains`
+    or `stages[0].advance.metric` (without the member tag pydantic puts in a union's path)."""
     out = []
     for i, item in enumerate(data):
         try:
             out.append(item if isinstance(item, Stage) else Stage.model_validate(item))
         except ValidationError as err:
             first = err.errors()[0]
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in _untagged(first["loc"]))
             raise ScheduleError(f"stages[{i}]{where}", first["msg"].removeprefix("Value error, ")) from None
     return out
 
 
+def _untagged(loc: Sequence) -> list:
+    """A stage error's path without the tag of the chosen advance rule or weighting."""
+    tags = {"advance": set(RULE_CHECKS), "weighting": {w.model_fields["type"].default for w in WEIGHTINGS}}
+    return [p for k, p in enumerate(loc) if not (k and isinstance(p, str) and p in tags.get(loc[k - 1], ()))]
+
+
 # --- advance rules -------------------------------------------------------------------------------
+
 
 def metric_value(metrics: Mapping[str, Mapping[str, Any]], domain: str, key: str) -> float | None:
     value = metrics.get(domain, {}).get(key)
@@ -260,7 +297,7 @@ def _check_plateau(rule: PlateauRule, prog: StageProgress, metrics) -> str | Non
     gain = better(prog.series) - prog.best_before_window
     gain = gain if rule.mode == "max" else -gain
     if gain <= rule.min_delta:
-        return (f"plateau: {key} improved by {gain:.6g} (≤ {rule.min_delta:g}) over the last {rule.window} steps")
+        return f"plateau: {key} improved by {gain:.6g} (≤ {rule.min_delta:g}) over the last {rule.window} steps"
     return None
 
 
@@ -271,7 +308,10 @@ def _check_entropy(rule: EntropyRule, prog: StageProgress, metrics) -> str | Non
     past = value < rule.threshold if rule.direction == "below" else value > rule.threshold
     prog.streak = prog.streak + 1 if past else 0
     if prog.streak >= rule.consecutive_steps:
-        return f"entropy: {rule.domain}/{rule.metric} = {value:.6g} {rule.direction} {rule.threshold:g} for {prog.streak} step(s)"
+        return (
+            f"entropy: {rule.domain}/{rule.metric} = {value:.6g} {rule.direction} {rule.threshold:g} "
+            f"for {prog.streak} step(s)"
+        )
     return None
 
 
@@ -280,6 +320,9 @@ def _check_steps(rule: StepsRule, prog: StageProgress, metrics) -> str | None:
 
 
 RULE_CHECKS: dict[str, Callable[[Any, StageProgress, Mapping], str | None]] = {
-    "steps": _check_steps, "plateau": _check_plateau, "entropy": _check_entropy, "manual": lambda *_: None,
+    "steps": _check_steps,
+    "plateau": _check_plateau,
+    "entropy": _check_entropy,
+    "manual": lambda *_: None,
 }
 """Advance-rule type → check(rule, progress, metrics) returning why to advance, or None."""

@@ -87,7 +87,7 @@ def entropy_aware_weights(
     targets: Mapping[str, float | None],
     factor: float,
 ) -> dict[str, float]:
-    """Down-weight every domain whose measured entropy is below its budget (RESEARCH.md §5,
+    """Down-weight every domain whose measured entropy is below its budget (docs/research.md §5,
     the entropy-aware rule, new in this project): w_j ← w_j · factor when H_j < target_j.
 
     A domain with no target, or no entropy measured yet, keeps its weight. `factor` in [0, 1]:

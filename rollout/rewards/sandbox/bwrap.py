@@ -56,8 +56,9 @@ class SandboxResult:
     duration_s: float
 
 
-def _bwrap_argv(file_fds: dict[str, int], limits: SandboxConfig, args: Sequence[str],
-                seccomp_fd: int | None = None) -> list[str]:
+def _bwrap_argv(
+    file_fds: dict[str, int], limits: SandboxConfig, args: Sequence[str], seccomp_fd: int | None = None
+) -> list[str]:
     """`file_fds` maps paths under /tmp (the program at /tmp/main.py first) to descriptors of their
     contents; `seccomp_fd` reads the compiled system call filter."""
     # After the tmpfs, or the tmpfs would hide them. Read-only, so the program cannot edit itself.
@@ -209,9 +210,11 @@ def _seccomp_program() -> bytes:
     try:
         return seccomp_program()
     except SeccompUnsupported as e:
-        raise SandboxUnavailable(f"{e}; set domains.<name>.reward.sandbox.seccomp=false for the code domain to "
-                                 "run code without the system call filter (the namespaces, uid and limits still "
-                                 "apply)") from e
+        raise SandboxUnavailable(
+            f"{e}; set domains.<name>.reward.sandbox.seccomp=false for the code domain to "
+            "run code without the system call filter (the namespaces, uid and limits still "
+            "apply)"
+        ) from e
 
 
 def run_python(

@@ -272,7 +272,9 @@ def _reason(error: BaseException) -> str:
             if tb.tb_frame.f_code.co_filename == "test.py":
                 where.append(f"line {tb.tb_lineno}")
             tb = tb.tb_next
-        return f"wrong_answer: {error.args[0] if error.args else 'assertion failed'}{' at ' + where[-1] if where else ''}"
+        return (
+            f"wrong_answer: {error.args[0] if error.args else 'assertion failed'}{' at ' + where[-1] if where else ''}"
+        )
     return f"exception: {_describe(error)}"
 
 
@@ -285,6 +287,7 @@ def _io_tests(spec: dict, candidate: Candidate):
             got = candidate(*args)
             if not (type(got) is type(expected) and got == expected):
                 raise AssertionError(f"returned {repr(got)[:40]}")
+
         yield test
 
 

@@ -64,8 +64,10 @@ X32_SYSCALL_BIT = 0x40000000
 """Set in x32 call numbers on x86_64; no valid aarch64 number reaches it either."""
 
 ARCHES: dict[str, tuple[int, dict[str, int]]] = {
-    "x86_64": (AUDIT_ARCH_X86_64, DENIED_X86_64), "AMD64": (AUDIT_ARCH_X86_64, DENIED_X86_64),
-    "aarch64": (AUDIT_ARCH_AARCH64, DENIED_AARCH64), "arm64": (AUDIT_ARCH_AARCH64, DENIED_AARCH64),
+    "x86_64": (AUDIT_ARCH_X86_64, DENIED_X86_64),
+    "AMD64": (AUDIT_ARCH_X86_64, DENIED_X86_64),
+    "aarch64": (AUDIT_ARCH_AARCH64, DENIED_AARCH64),
+    "arm64": (AUDIT_ARCH_AARCH64, DENIED_AARCH64),
 }
 
 # classic BPF opcodes (linux/filter.h, linux/bpf_common.h) and seccomp return values
@@ -92,8 +94,10 @@ def seccomp_program(machine: str | None = None) -> bytes:
     sock_filter, in native byte order."""
     machine = machine or platform.machine()
     if machine not in ARCHES:
-        raise SeccompUnsupported(f"no system call table for {machine}; the sandbox's filter knows "
-                                 f"{', '.join(sorted(set(ARCHES) - {'AMD64', 'arm64'}))}")
+        raise SeccompUnsupported(
+            f"no system call table for {machine}; the sandbox's filter knows "
+            f"{', '.join(sorted(set(ARCHES) - {'AMD64', 'arm64'}))}"
+        )
     arch, denied = ARCHES[machine]
     numbers = sorted(set(denied.values()))
     n = len(numbers)

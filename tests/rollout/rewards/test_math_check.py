@@ -10,7 +10,7 @@ import time
 import pytest
 
 from counterpoint.rollout.config import MathReward
-from counterpoint.rollout.records import Prompt
+from counterpoint.rollout.records import Prompt, RewardError
 from counterpoint.rollout.rewards.math_check import MathChecker, extract_answer, last_boxed
 from counterpoint.rollout.tasks.base import TaskSource
 from counterpoint.rollout.tasks.math import ChampDomain, GsmDomain, MathDomain, champ_problems
@@ -67,7 +67,18 @@ def test_sets_and_intervals(checker):
 def test_wrong_answers_and_garbage_score_zero(checker):
     scores = checker.check([("12", r) for r in [" 13", "banana", "", "\\boxed{", "}}}{{{\\frac", "\x00\udcff"]])
     assert [s.reward for s in scores] == [0.0] * 6
-    assert scores[1].info["error"] == "no answer found" and scores[2].info["error"] == "no answer found"
+    assert scores[0].error is RewardError.WRONG_ANSWER and scores[0].info["extracted"].strip() == "13"
+    assert scores[1].error is RewardError.NO_ANSWER and scores[2].error is RewardError.NO_ANSWER
+    assert scores[2].info["detail"] == "no answer found"
+    assert not any(s.infrastructure_failure for s in scores)  # the policy's failures, not ours
+    assert checker.check([("12", "12")])[0].error is None
+
+
+def test_a_gold_that_does_not_parse_is_our_failure_not_a_wrong_answer(checker):
+    scores = checker.check([("", "\\boxed{12}"), ("", ""), ("12", "\\boxed{12}")])
+    assert [s.error for s in scores[:2]] == [RewardError.GOLD_UNPARSABLE] * 2  # before "no answer"
+    assert all(s.infrastructure_failure and s.reward == 0.0 and s.correct is False for s in scores[:2])
+    assert scores[2].correct
 
 
 def test_gold_first(checker):
@@ -97,7 +108,8 @@ def test_pathological_expression_times_out_and_the_batch_goes_on(strict):
     scores = strict.check([("1", "\\boxed{1}"), ("1", PATHOLOGICAL), ("2", "\\boxed{2}")])
     took = time.monotonic() - started
     assert [s.correct for s in scores] == [True, False, True]
-    assert scores[1].info["error"] == "timeout"
+    assert scores[1].error is RewardError.VERIFIER_TIMEOUT and scores[1].infrastructure_failure
+    assert scores[0].error is None and scores[2].error is None
     # the stuck child was killed and the warm standby took over, once
     assert (strict.timeouts, strict.restarts) == (timeouts + 1, restarts + 1)
     assert strict.pids()[0] == standby and active not in strict.pids()
@@ -119,7 +131,7 @@ def test_timeouts_work_off_the_main_thread(strict):
     thread.start()
     thread.join(timeout=30)
     assert [s.correct for s in results["scores"]] == [False, True]
-    assert results["scores"][0].info["error"] == "timeout"
+    assert results["scores"][0].error is RewardError.VERIFIER_TIMEOUT
 
 
 def test_throughput_of_a_group_round_trip(checker):
@@ -191,8 +203,28 @@ def test_the_wall_clock_still_bounds_a_check():
         os.kill(checker.pids()[0], signal.SIGSTOP)  # never runs again: killed by the parent
         started = time.monotonic()
         [score] = checker.check([("1", "1")])
-        assert score.info["error"] == "timeout" and checker.timeouts == 1
+        assert score.error is RewardError.VERIFIER_TIMEOUT and checker.timeouts == 1
         assert 1.0 <= time.monotonic() - started < 15.0  # 0.2 s x 5, plus the standby taking over
         assert checker.check([("2", "2")])[0].correct
     finally:
         checker.close()
+
+
+def test_a_checker_that_dies_mid_check_is_a_verifier_crash(strict):
+    import os
+    import signal
+
+    victim = strict.pids()[0]
+    threading.Timer(0.5, os.kill, (victim, signal.SIGKILL)).start()  # the child dies mid-check
+    scores = strict.check([("1", PATHOLOGICAL), ("2", "\\boxed{2}")])
+    assert scores[0].error is RewardError.VERIFIER_CRASH and scores[0].infrastructure_failure
+    assert "died" in scores[0].info["detail"]
+    assert scores[1].correct  # the standby took over the rest of the batch
+
+
+def test_a_verifier_that_raises_is_a_verifier_crash_not_a_wrong_answer():
+    from counterpoint.rollout.rewards.math_check import _to_score
+
+    score = _to_score((None, "verifier_crash", None, "ValueError: odd input"), ["\\boxed{1}"])
+    assert (score.reward, score.correct, score.error) == (0.0, False, RewardError.VERIFIER_CRASH)
+    assert score.info == {"extracted": "\\boxed{1}", "detail": "ValueError: odd input"}

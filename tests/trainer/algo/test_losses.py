@@ -59,8 +59,14 @@ def test_registry_and_uniform_call():
     params = {
         "ppo_clip": dict(clip_low=0.2, clip_high=0.28, dual_clip=3.0),
         "gppo": dict(clip_low=0.2, clip_high=0.28, dual_clip=10.0),
-        "clip_cov": dict(clip_low=0.2, clip_high=0.28, select_fraction=0.25, cov_low=1.0, cov_high=5.0,
-                         generator=torch.Generator().manual_seed(0)),
+        "clip_cov": dict(
+            clip_low=0.2,
+            clip_high=0.28,
+            select_fraction=0.25,
+            cov_low=1.0,
+            cov_high=5.0,
+            generator=torch.Generator().manual_seed(0),
+        ),
         "kl_cov": dict(select_fraction=0.25, kl_coef=1.0),
     }
     for name, scalars in params.items():
@@ -136,8 +142,16 @@ CANDIDATES = {(0, 1), (1, 0), (1, 1)}  # Cov in (1, 5), valid, not clipped ((0, 
 
 def _clip_cov(logp, fraction=0.25, low=1.0, high=5.0, seed=0):
     return clip_cov_loss(
-        logp, _old_with_token_00_clipped(), ADV, mask=MASK, clip_low=0.2, clip_high=0.28,
-        select_fraction=fraction, cov_low=low, cov_high=high, generator=torch.Generator().manual_seed(seed),
+        logp,
+        _old_with_token_00_clipped(),
+        ADV,
+        mask=MASK,
+        clip_low=0.2,
+        clip_high=0.28,
+        select_fraction=fraction,
+        cov_low=low,
+        cov_high=high,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

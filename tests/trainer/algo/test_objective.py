@@ -5,9 +5,9 @@ import torch
 
 from counterpoint.rollout.records import Prompt, Sample, Score, ScoredSample
 from counterpoint.trainer.algo.aggregation import counts_per_domain
-from counterpoint.trainer.batch import build_batch
 from counterpoint.trainer.algo.losses import ppo_clip_loss
 from counterpoint.trainer.algo.objective import DomainLoss, ObjectiveSettings, objective
+from counterpoint.trainer.batch import build_batch
 
 
 def _batch():
@@ -24,8 +24,12 @@ def _batch():
 
 
 def _settings(**losses):
-    return ObjectiveSettings(losses={"math": DomainLoss("ppo_clip", {"clip_low": 0.2, "clip_high": 0.28}), **losses},
-                             aggregation="token-mean", domain_normalisation=True, norm_constant=4.0)
+    return ObjectiveSettings(
+        losses={"math": DomainLoss("ppo_clip", {"clip_low": 0.2, "clip_high": 0.28}), **losses},
+        aggregation="token-mean",
+        domain_normalisation=True,
+        norm_constant=4.0,
+    )
 
 
 def _inputs(batch, seed=1):
@@ -44,13 +48,15 @@ def test_each_domain_gets_its_own_loss_and_equal_weight():
     loss, sums = objective(logp, entropy, batch, old, settings=settings, counts=counts, entropy_coefs=torch.zeros(2))
     mask = batch.response_mask
     math_rows = batch.domain_ids == batch.domains.index("math")
-    ppo = ppo_clip_loss(logp[math_rows], old[math_rows], batch.advantages[math_rows, None].expand(-1, mask.shape[1]), 0.2, 0.28)
+    ppo = ppo_clip_loss(
+        logp[math_rows], old[math_rows], batch.advantages[math_rows, None].expand(-1, mask.shape[1]), 0.2, 0.28
+    )
     math_mean = (ppo.loss * mask[math_rows]).sum() / mask[math_rows].sum()
     assert sums["math"]["selected_sum"] == 0
     n_creative = int(sums["creative"]["tokens"])
     assert sums["creative"]["selected_sum"] == max(1, int(0.2 * n_creative))  # KL-Cov's top-k
     assert sums["math"]["clipped_sum"] == float((ppo.clipped.float() * mask[math_rows]).sum())
-    creative_mean = (2 * loss - math_mean)  # equal domain weights: loss = (math + creative) / 2
+    creative_mean = 2 * loss - math_mean  # equal domain weights: loss = (math + creative) / 2
     assert torch.isfinite(creative_mean)
     assert sums["math"]["tokens"] + sums["creative"]["tokens"] == float(mask.sum())
 
@@ -66,8 +72,15 @@ def test_micro_batches_sum_to_the_full_batch_objective():
     for rows in torch.arange(len(batch)).tensor_split(3):
         mb = batch.select(rows)
         w = mb.response_mask.shape[1]
-        part, _ = objective(logp[rows][:, :w], entropy[rows][:, :w], mb, old[rows][:, :w], settings=settings,
-                            counts=counts, entropy_coefs=coefs)
+        part, _ = objective(
+            logp[rows][:, :w],
+            entropy[rows][:, :w],
+            mb,
+            old[rows][:, :w],
+            settings=settings,
+            counts=counts,
+            entropy_coefs=coefs,
+        )
         parts = parts + part
     assert parts.item() == pytest.approx(full.item(), rel=1e-5)
 

@@ -6,12 +6,21 @@ import threading
 
 import pytest
 
-from counterpoint.trainer.curriculum.controller import METRICS_FILE, STATE_FILE, ControllerStateError, ScheduleController
+from counterpoint.trainer.curriculum.controller import (
+    METRICS_FILE,
+    STATE_FILE,
+    ControllerStateError,
+    ScheduleController,
+)
 from counterpoint.trainer.curriculum.stages import ScheduleConflict, ScheduleError, StaleVersion
 
 DOMAINS = ["math", "code", "creative"]
 STAGES = [
-    {"name": "structured", "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}}, "advance": {"type": "steps", "steps": 3}},
+    {
+        "name": "structured",
+        "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}},
+        "advance": {"type": "steps", "steps": 3},
+    },
     {"name": "creative", "domains": {"creative": {"weight": 1.0}}},
 ]
 
@@ -33,7 +42,10 @@ def test_persists_on_creation_and_restores(ctl, run_dir):
     assert again.get_schedule() == ctl.get_schedule()
     assert again.audit() == ctl.audit()
     assert [(e["version"], e["author"], e["reason"]) for e in again.audit()] == [
-        (1, "system", "initial schedule"), (2, "alice", "lunch"), (3, "bob", "less math")]
+        (1, "system", "initial schedule"),
+        (2, "alice", "lunch"),
+        (3, "bob", "less math"),
+    ]
     assert again.status()["run_paused"] is True and again.status()["latest_version"] == 3
 
 
@@ -92,7 +104,10 @@ def test_next_plan_records_the_applied_version_per_step(ctl):
     assert plan.schedule_version == 2 and plan.prompts_per_domain == {"math": 30, "code": 30}
     ctl.report(2, {"math": {"reward_mean": 0.2}})
     assert [ctl.applied_version(s) for s in (1, 2, 3)] == [1, 2, None]
-    assert [(m["step"], m["schedule_version"], m["stage"]) for m in ctl.metrics()] == [(1, 1, "structured"), (2, 2, "structured")]
+    assert [(m["step"], m["schedule_version"], m["stage"]) for m in ctl.metrics()] == [
+        (1, 1, "structured"),
+        (2, 2, "structured"),
+    ]
     assert ctl.status()["applied_version"] == 2 and ctl.status()["applied_at_step"] == 2
 
 
@@ -118,7 +133,9 @@ def test_reports_drive_the_advance_rule_and_survive_a_restart(ctl, run_dir):
 
 def test_metrics_since_and_non_finite_values(ctl):
     for step in range(1, 6):
-        ctl.report(step, {"math": {"reward_mean": float(step), "entropy_mean": float("nan"), "note": "text", "accuracy": None}})
+        ctl.report(
+            step, {"math": {"reward_mean": float(step), "entropy_mean": float("nan"), "note": "text", "accuracy": None}}
+        )
     records = ctl.metrics(since_step=3)
     assert [r["step"] for r in records] == [4, 5]
     assert records[0]["domains"]["math"] == {"reward_mean": 4.0, "entropy_mean": None, "accuracy": None}

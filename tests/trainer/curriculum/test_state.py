@@ -7,14 +7,24 @@ import pickle
 
 import pytest
 
-from counterpoint.trainer.curriculum.state import ScheduleState
 from counterpoint.trainer.curriculum.order import (
-    best_order, bwt_guided_schedule, estimate_transfer, joint_schedule, predicted_score, sequential_schedule,
+    best_order,
+    bwt_guided_schedule,
+    estimate_transfer,
+    joint_schedule,
+    predicted_score,
+    sequential_schedule,
     transfer_metrics,
 )
 from counterpoint.trainer.curriculum.stages import (
-    ScheduleConflict, ScheduleError, Stage, StaleVersion, UnknownName, parse_stages,
+    ScheduleConflict,
+    ScheduleError,
+    Stage,
+    StaleVersion,
+    UnknownName,
+    parse_stages,
 )
+from counterpoint.trainer.curriculum.state import ScheduleState
 from counterpoint.trainer.curriculum.weights import DumpSampler, entropy_aware_weights, softmax
 
 DOMAINS = ("math", "code", "creative")
@@ -22,8 +32,12 @@ DOMAINS = ("math", "code", "creative")
 
 def two_stages(**first):
     return [
-        {"name": "structured", "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}},
-         "advance": {"type": "steps", "steps": 2}, **first},
+        {
+            "name": "structured",
+            "domains": {"math": {"weight": 2.0}, "code": {"weight": 1.0}},
+            "advance": {"type": "steps", "steps": 2},
+            **first,
+        },
         {"name": "creative", "domains": {"creative": {"weight": 1.0}}},
     ]
 
@@ -35,12 +49,16 @@ def make(stages=None, **kw):
 
 # --- validation ---
 
-@pytest.mark.parametrize("setting, fragment", [
-    ({"weight": -1.0}, "greater than or equal to 0"),
-    ({"weight": float("nan")}, "finite"),
-    ({"weight": float("inf")}, "finite"),
-    ({"entropy_target": float("nan")}, "finite"),
-])
+
+@pytest.mark.parametrize(
+    "setting, fragment",
+    [
+        ({"weight": -1.0}, "greater than or equal to 0"),
+        ({"weight": float("nan")}, "finite"),
+        ({"weight": float("inf")}, "finite"),
+        ({"entropy_target": float("nan")}, "finite"),
+    ],
+)
 def test_bad_weights_name_the_field(setting, fragment):
     stages = two_stages()
     stages[1]["domains"]["creative"] = setting
@@ -73,6 +91,26 @@ def test_unknown_rule_type_duplicate_stage_and_unknown_domain():
         ScheduleState([])
 
 
+@pytest.mark.parametrize(
+    "rule, close",
+    [
+        ({"type": "plateau", "domain": "math", "metric": "reward_maen"}, "'reward_mean'"),
+        ({"type": "entropy", "domain": "math", "threshold": 0.2, "metric": "entropy_maen"}, "'entropy_mean'"),
+        ({"type": "plateau", "domain": "math", "metric": "loss"}, "'loss_token_mean'"),
+    ],
+)
+def test_a_rule_on_a_metric_the_run_never_reports_is_refused(rule, close):
+    # such a rule would never fire: its metric is never in the step's per-domain metrics
+    with pytest.raises(ScheduleError) as err:
+        make([{"name": "a", "domains": {"math": {}}, "advance": rule}])
+    assert err.value.field == "stages[0].advance.metric"
+    assert f"unknown per-domain metric {rule['metric']!r}" in err.value.message and close in err.value.message
+    with pytest.raises(ScheduleError, match="not a number") as err:  # a mapping of counts, not one number
+        make([{"name": "a", "domains": {"math": {}}, "advance": {**rule, "metric": "reward_errors"}}])
+    for metric in ("reward_mean", "entropy_mean", "reward_failure_fraction", "loss_token_mean", "kl_ref"):
+        make([{"name": "a", "domains": {"math": {}}, "advance": {**rule, "metric": metric}}])
+
+
 def test_parse_stages_reports_the_path():
     with pytest.raises(ScheduleError) as err:
         parse_stages([{"name": "ok", "domains": {"math": {}}}, {"name": "x", "domains": {"math": {"weight": "a lot"}}}])
@@ -80,6 +118,7 @@ def test_parse_stages_reports_the_path():
 
 
 # --- plans ---
+
 
 def test_plan_normalises_positive_weights():
     s = make([{"name": "a", "domains": {"math": {"weight": 2}, "code": {"weight": 1}, "creative": {"weight": 0}}}])
@@ -108,6 +147,7 @@ def test_sft_stage_kind_reaches_the_plan():
 
 # --- advance rules ---
 
+
 def test_steps_rule_advances_after_n_steps_and_records_it():
     s = make()
     assert s.observe(1, {}) is None
@@ -128,9 +168,16 @@ def test_repeated_step_reports_do_not_count():
 def test_plateau_rule_hand_computed():
     # window 3, min_delta 0.05. After 5 values the best before the window is max(0.1, 0.3) = 0.3
     # and the window [0.32, 0.33, 0.34] peaks at 0.34: a gain of 0.04 <= 0.05, so it advances.
-    s = make([{"name": "a", "domains": {"math": {}},
-               "advance": {"type": "plateau", "domain": "math", "window": 3, "min_delta": 0.05}},
-              {"name": "b", "domains": {"code": {}}}])
+    s = make(
+        [
+            {
+                "name": "a",
+                "domains": {"math": {}},
+                "advance": {"type": "plateau", "domain": "math", "window": 3, "min_delta": 0.05},
+            },
+            {"name": "b", "domains": {"code": {}}},
+        ]
+    )
     fired = [s.observe(i, {"math": {"reward_mean": r}}) for i, r in enumerate([0.1, 0.3, 0.32, 0.33, 0.34], 1)]
     assert fired[:4] == [None] * 4  # after 4: 0.33 - 0.1 = 0.23 > 0.05
     assert fired[4] is not None and "improved by 0.04" in fired[4].reason
@@ -138,31 +185,59 @@ def test_plateau_rule_hand_computed():
 
 
 def test_plateau_rule_min_mode_and_missing_metrics():
-    s = make([{"name": "a", "domains": {"math": {}},
-               "advance": {"type": "plateau", "domain": "math", "metric": "loss", "window": 2, "min_delta": 0.1, "mode": "min"}},
-              {"name": "b", "domains": {"code": {}}}])
-    assert s.observe(1, {"math": {"loss": 2.0}}) is None
+    s = make(
+        [
+            {
+                "name": "a",
+                "domains": {"math": {}},
+                "advance": {
+                    "type": "plateau",
+                    "domain": "math",
+                    "metric": "loss_token_mean",
+                    "window": 2,
+                    "min_delta": 0.1,
+                    "mode": "min",
+                },
+            },
+            {"name": "b", "domains": {"code": {}}},
+        ]
+    )
+    assert s.observe(1, {"math": {"loss_token_mean": 2.0}}) is None
     assert s.observe(2, {"math": {}}) is None  # no value: nothing evaluated
-    assert s.observe(3, {"math": {"loss": 1.5}}) is None
-    assert s.observe(4, {"math": {"loss": float("nan")}}) is None
+    assert s.observe(3, {"math": {"loss_token_mean": 1.5}}) is None
+    assert s.observe(4, {"math": {"loss_token_mean": float("nan")}}) is None
     # values 2.0 | 1.5, 1.45: best in window 1.45, improvement 2.0 - 1.45 = 0.55 > 0.1: keep going
-    assert s.observe(5, {"math": {"loss": 1.45}}) is None
+    assert s.observe(5, {"math": {"loss_token_mean": 1.45}}) is None
     # 2.0, 1.5 | 1.45, 1.44: best before 1.5, improvement 0.06 <= 0.1: advance
-    assert s.observe(6, {"math": {"loss": 1.44}}) is not None
+    assert s.observe(6, {"math": {"loss_token_mean": 1.44}}) is not None
 
 
 def test_entropy_rule_needs_consecutive_steps():
-    s = make([{"name": "a", "domains": {"creative": {}},
-               "advance": {"type": "entropy", "domain": "creative", "threshold": 0.5, "consecutive_steps": 2}},
-              {"name": "b", "domains": {"math": {}}}])
+    s = make(
+        [
+            {
+                "name": "a",
+                "domains": {"creative": {}},
+                "advance": {"type": "entropy", "domain": "creative", "threshold": 0.5, "consecutive_steps": 2},
+            },
+            {"name": "b", "domains": {"math": {}}},
+        ]
+    )
     fired = [s.observe(i, {"creative": {"entropy_mean": h}}) for i, h in enumerate([0.6, 0.4, 0.6, 0.45, 0.3], 1)]
     assert fired[:4] == [None] * 4 and fired[4] is not None  # streak 0, 1, 0, 1, 2
 
 
 def test_entropy_rule_above():
-    s = make([{"name": "a", "domains": {"creative": {}},
-               "advance": {"type": "entropy", "domain": "creative", "threshold": 2.0, "direction": "above"}},
-              {"name": "b", "domains": {"math": {}}}])
+    s = make(
+        [
+            {
+                "name": "a",
+                "domains": {"creative": {}},
+                "advance": {"type": "entropy", "domain": "creative", "threshold": 2.0, "direction": "above"},
+            },
+            {"name": "b", "domains": {"math": {}}},
+        ]
+    )
     assert s.observe(1, {"creative": {"entropy_mean": 2.0}}) is None  # strictly above
     assert s.observe(2, {"creative": {"entropy_mean": 2.01}}) is not None
 
@@ -181,6 +256,7 @@ def test_manual_stage_ends_only_by_hand():
 
 # --- mutations and versions ---
 
+
 def test_every_mutation_makes_a_version_with_author_and_reason():
     s = make()
     s.pause(author="alice", reason="r1")
@@ -188,8 +264,12 @@ def test_every_mutation_makes_a_version_with_author_and_reason():
     s.replace_stages(list(reversed(s.stages)), author="carol", reason="r3")
     s.resume(author="dave", reason="r4")
     assert [(e.version, e.author, e.action, e.reason) for e in s.audit()] == [
-        (1, "system", "create", "initial schedule"), (2, "alice", "pause", "r1"), (3, "bob", "set_domain", "r2"),
-        (4, "carol", "replace", "r3"), (5, "dave", "resume", "r4")]
+        (1, "system", "create", "initial schedule"),
+        (2, "alice", "pause", "r1"),
+        (3, "bob", "set_domain", "r2"),
+        (4, "carol", "replace", "r3"),
+        (5, "dave", "resume", "r4"),
+    ]
     assert [e.version for e in s.audit(since=3)] == [4, 5]
     assert s.snapshot(2)["paused"] is True and s.snapshot(2)["stages"][0]["name"] == "structured"
     assert s.snapshot(4)["stages"][0]["name"] == "creative"
@@ -236,8 +316,12 @@ def test_set_domain_rules():
 
 
 def test_reorder_rules():
-    s = make([{"name": n, "domains": {d: {}}, "advance": {"type": "steps", "steps": 1}}
-              for n, d in (("a", "math"), ("b", "code"), ("c", "creative"))])
+    s = make(
+        [
+            {"name": n, "domains": {d: {}}, "advance": {"type": "steps", "steps": 1}}
+            for n, d in (("a", "math"), ("b", "code"), ("c", "creative"))
+        ]
+    )
     by = {x.name: x for x in s.stages}
     with pytest.raises(ScheduleError, match="stage 'c' is missing") as err:
         s.replace_stages([by["b"], by["a"]], author="op")
@@ -289,8 +373,12 @@ def test_author_and_reason_checked():
 
 
 def test_rewind_restores_progress_and_rule_windows_as_a_new_version():
-    s = make([{"name": "a", "domains": {"math": {}}, "advance": {"type": "plateau", "domain": "math", "window": 2}},
-              {"name": "b", "domains": {"creative": {}}}])
+    s = make(
+        [
+            {"name": "a", "domains": {"math": {}}, "advance": {"type": "plateau", "domain": "math", "window": 2}},
+            {"name": "b", "domains": {"creative": {}}},
+        ]
+    )
     s.observe(1, {"math": {"reward_mean": 0.5}})
     saved = json.loads(json.dumps(s.state_dict()))
     assert s.rewind(saved, author="resume") == s.version  # nothing moved since: no version
@@ -308,9 +396,17 @@ def test_rewind_restores_progress_and_rule_windows_as_a_new_version():
 
 
 def test_state_dict_round_trip_through_json():
-    s = make([{"name": "a", "domains": {"math": {}, "code": {}},
-               "advance": {"type": "plateau", "domain": "math", "window": 2}, "weighting": {"type": "dump"}},
-              {"name": "b", "domains": {"creative": {}}}])
+    s = make(
+        [
+            {
+                "name": "a",
+                "domains": {"math": {}, "code": {}},
+                "advance": {"type": "plateau", "domain": "math", "window": 2},
+                "weighting": {"type": "dump"},
+            },
+            {"name": "b", "domains": {"creative": {}}},
+        ]
+    )
     s.observe(1, {"math": {"reward_mean": 0.2, "advantage_abs_mean": 0.5, "samples": 8, "entropy_mean": 0.7}})
     s.pause(author="op", reason="lunch")
     state = json.loads(json.dumps(s.state_dict(), allow_nan=False))
@@ -324,6 +420,7 @@ def test_state_dict_round_trip_through_json():
 
 # --- weights inside a stage ---
 
+
 def test_entropy_aware_weights_hand_computed():
     out = entropy_aware_weights({"math": 2.0, "code": 1.0}, {"math": 0.1, "code": 0.2}, {"code": 0.3}, factor=0.5)
     assert out == {"math": 2.0, "code": 0.5}  # math has no target; code 0.2 < 0.3 is halved
@@ -334,8 +431,15 @@ def test_entropy_aware_weights_hand_computed():
 
 
 def test_plan_applies_the_entropy_budget():
-    s = make([{"name": "a", "domains": {"math": {"weight": 2}, "code": {"weight": 1, "entropy_target": 0.3}},
-               "below_entropy_target_factor": 0.5}])
+    s = make(
+        [
+            {
+                "name": "a",
+                "domains": {"math": {"weight": 2}, "code": {"weight": 1, "entropy_target": 0.3}},
+                "below_entropy_target_factor": 0.5,
+            }
+        ]
+    )
     s.observe(1, {"code": {"entropy_mean": 0.2}})
     plan = s.plan(2, 60)
     assert plan.prompts_per_domain == {"math": 48, "code": 12}  # 2 : 0.5
@@ -379,7 +483,9 @@ def test_softmax_is_stable():
 
 def test_plan_with_dump_weighting_uses_advantages():
     s = make([{"name": "a", "domains": {"math": {}, "code": {}}, "weighting": {"type": "dump", "window": 300}}])
-    s.observe(1, {"math": {"advantage_abs_mean": 0.9, "samples": 50}, "code": {"advantage_abs_mean": 0.1, "samples": 50}})
+    s.observe(
+        1, {"math": {"advantage_abs_mean": 0.9, "samples": 50}, "code": {"advantage_abs_mean": 0.1, "samples": 50}}
+    )
     w = s.plan(2, 10_000).prompts_per_domain
     # equal counts, so equal bonuses: softmax((0.9 - 0.1) / 0.1) -> math share 1 / (1 + e^-8)
     assert w["math"] == round(10_000 / (1 + math.exp(-8)))
@@ -387,8 +493,11 @@ def test_plan_with_dump_weighting_uses_advantages():
 
 # --- orderings ---
 
-B = {"math": {"creative": -0.3, "code": 0.2}, "creative": {"math": -0.1, "code": 0.0},
-     "code": {"math": 0.0, "creative": -0.05}}
+B = {
+    "math": {"creative": -0.3, "code": 0.2},
+    "creative": {"math": -0.1, "code": 0.0},
+    "code": {"math": 0.0, "creative": -0.05},
+}
 
 
 def test_transfer_metrics_hand_computed():
@@ -431,7 +540,12 @@ def test_joint_and_sequential_schedules():
 
 def test_errors_survive_pickling():
     """Ray pickles an actor's exceptions; the fields the API maps to a status must survive."""
-    for err in (ScheduleError("stages[1].name", "x"), UnknownName("stage", "y"), ScheduleConflict("run", "z"), StaleVersion(3, 5)):
+    for err in (
+        ScheduleError("stages[1].name", "x"),
+        UnknownName("stage", "y"),
+        ScheduleConflict("run", "z"),
+        StaleVersion(3, 5),
+    ):
         back = pickle.loads(pickle.dumps(err))
         assert type(back) is type(err) and back.field == err.field and str(back) == str(err)
     assert pickle.loads(pickle.dumps(StaleVersion(3, 5))).current_version == 5

@@ -27,7 +27,9 @@ from counterpoint.rollout.tasks.code import CodeDomain
 
 # A call may take 1.5 s (CPU limit + 0.5 s), the whole run 5 s: room for a loaded host.
 DOMAIN = CodeDomain(CodeReward(sandbox=SandboxConfig(cpu_seconds=1, wall_seconds=5.0)))
-PROMPT = Prompt("code", "code/adversarial/0", "def f(x):\n", {"entry": "f", "tests": [[[3], 6], [[0], 3], [[1], 4], [[5], 8]]})
+PROMPT = Prompt(
+    "code", "code/adversarial/0", "def f(x):\n", {"entry": "f", "tests": [[[3], 6], [[0], 3], [[1], 4], [[5], 8]]}
+)
 REPO_FILE = Path(__file__).resolve()
 SECRET = "hunter2-counterpoint-secret"
 # How the last test case appears in the harness's input: found anywhere, the tests leaked.
@@ -44,23 +46,37 @@ CASES = {
     "thread bomb": (
         "    import threading, time\n    for _ in range(200):\n"
         "        threading.Thread(target=time.sleep, args=(60,)).start()\n    return x + 3",
-        EXCEPTION, "thread",
+        EXCEPTION,
+        "thread",
     ),
     "memory bomb": ("    block = bytearray(4 << 30)\n    return x + 3", MEMORY, "MemoryError"),
     # Slow work: on a loaded machine these may reach the time limit before the memory limit.
-    "memory growth": ("    hoard = []\n    while True:\n        hoard.append(bytearray(1 << 20))", MEMORY | CRASH | TIMEOUT, ""),
+    "memory growth": (
+        "    hoard = []\n    while True:\n        hoard.append(bytearray(1 << 20))",
+        MEMORY | CRASH | TIMEOUT,
+        "",
+    ),
     "huge output": ("    import os\n    while True:\n        os.write(1, b'x' * 65536)", TIMEOUT, ""),
     "huge return value": ("    return 'x' * (100 << 20)", {"result_too_large"} | MEMORY | CRASH | TIMEOUT, ""),
     "huge exception message": ("    raise ValueError('x' * (10 << 20))", EXCEPTION, "ValueError"),
     "write into /usr": ("    open('/usr/pwned', 'w').write('x')\n    return x + 3", EXCEPTION, "Read-only"),
     "write into /": ("    open('/pwned', 'w').write('x')\n    return x + 3", EXCEPTION, "Read-only"),
     "rewrite the candidate file": ("    open('/tmp/candidate.py', 'w').write('x')\n    return x + 3", EXCEPTION, ""),
-    "write the host's /tmp sentinel": ("    open({tmp_sentinel!r}, 'w').write('x')\n    return x + 3", EXCEPTION, "FileNotFound"),
+    "write the host's /tmp sentinel": (
+        "    open({tmp_sentinel!r}, 'w').write('x')\n    return x + 3",
+        EXCEPTION,
+        "FileNotFound",
+    ),
     "fill /tmp": (
         "    for i in range(100):\n        open(f'/tmp/fill{{i}}', 'wb').write(b'x' * (1 << 20))\n    return x + 3",
-        EXCEPTION, "",
+        EXCEPTION,
+        "",
     ),
-    "write a big file": ("    open('/tmp/big', 'wb').write(b'x' * (8 << 20))\n    return x + 3", EXCEPTION, "too large"),
+    "write a big file": (
+        "    open('/tmp/big', 'wb').write(b'x' * (8 << 20))\n    return x + 3",
+        EXCEPTION,
+        "too large",
+    ),
     "read /etc/shadow": ("    open('/etc/shadow').read()\n    return x + 3", EXCEPTION, "FileNotFound"),
     "read the repository": ("    open({repo_file!r}).read()\n    return x + 3", EXCEPTION, "FileNotFound"),
     "list root's home": ("    import os\n    os.listdir('/root')\n    return x + 3", EXCEPTION, "FileNotFound"),
@@ -69,45 +85,64 @@ CASES = {
         "    import os\n    found = ''\n    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
         "        try:\n            found += open(f'/proc/{{pid}}/environ').read()\n"
         "        except OSError:\n            pass\n    return x + 3 if {secret!r} in found else None",
-        WRONG, "",
+        WRONG,
+        "",
     ),
-    "steal the tests from the harness's stdin": ("    open('/proc/1/fd/0').read()\n    return x + 3", EXCEPTION, "Permission"),
+    "steal the tests from the harness's stdin": (
+        "    open('/proc/1/fd/0').read()\n    return x + 3",
+        EXCEPTION,
+        "Permission",
+    ),
     "read the harness's memory": ("    open('/proc/1/mem', 'rb')\n    return x + 3", EXCEPTION, "Permission"),
     "search files for the tests": (
         "    import os\n    text = ''\n    paths = [os.path.join('/tmp', n) for n in os.listdir('/tmp')]\n"
         "    for path in paths + ['/proc/1/cmdline', '/proc/1/environ', '/proc/self/environ', '/proc/self/fd/0']:\n"
         "        try:\n            text += open(path, errors='replace').read()\n"
-        "        except OSError:\n            pass\n    marker = {tests_head!r} + {tests_tail!r}  # not in this source as one piece\n"
+        "        except OSError:\n            pass\n    marker = {tests_head!r} + {tests_tail!r}  # not in this source as one piece\n"  # noqa: E501
         "    return x + 3 if marker in text else None",
-        WRONG, "",
+        WRONG,
+        "",
     ),
     "network to the host's loopback": (
         "    import socket\n    socket.create_connection(('127.0.0.1', {port}), timeout=1)\n    return x + 3",
-        EXCEPTION, "refused",
+        EXCEPTION,
+        "refused",
     ),
     # A UDP connect sends nothing, so even a broken sandbox sends no packet out; it only fails
     # when there is no route, as in a namespace with nothing but its own loopback.
     "network outside": (
         "    import socket\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "    s.connect(('192.0.2.1', 53))\n    return x + 3",
-        EXCEPTION, "unreachable",
+        EXCEPTION,
+        "unreachable",
     ),
-    "network interfaces": ("    import socket\n    return x + 3 if len(socket.if_nameindex()) > 1 else None", WRONG, ""),
+    "network interfaces": (
+        "    import socket\n    return x + 3 if len(socket.if_nameindex()) > 1 else None",
+        WRONG,
+        "",
+    ),
     "subprocess shell": (
-        "    import subprocess\n    subprocess.run(['/bin/sh', '-c', 'cat /etc/shadow'], check=True, capture_output=True)\n"
+        "    import subprocess\n    subprocess.run(['/bin/sh', '-c', 'cat /etc/shadow'], check=True, capture_output=True)\n"  # noqa: E501
         "    return x + 3",
-        EXCEPTION, "CalledProcessError",
+        EXCEPTION,
+        "CalledProcessError",
     ),
     "subprocess left running": (
         "    import subprocess\n    subprocess.Popen(['sleep', '60'], start_new_session=True)\n    return None",
-        WRONG, "",
+        WRONG,
+        "",
     ),
     "delete /usr": ("    import shutil\n    shutil.rmtree('/usr/lib/python3')\n    return x + 3", EXCEPTION, ""),
-    "delete the host's /tmp sentinel": ("    import os\n    os.remove({tmp_sentinel!r})\n    return x + 3", EXCEPTION, "FileNotFound"),
+    "delete the host's /tmp sentinel": (
+        "    import os\n    os.remove({tmp_sentinel!r})\n    return x + 3",
+        EXCEPTION,
+        "FileNotFound",
+    ),
     "kill the harness": (
         "    import os, time\n    os.kill(os.getppid(), 9)\n    time.sleep(0.1)\n    try:\n"
         "        os.kill(os.getppid(), 0)\n    except ProcessLookupError:\n        return x + 3",
-        WRONG, "",
+        WRONG,
+        "",
     ),
     # Linux spares the caller and a namespace's PID 1; the bystander outside must survive too.
     "kill everything": ("    import os\n    os.kill(-1, 9)\n    return None", WRONG | EXCEPTION, ""),
@@ -116,46 +151,67 @@ CASES = {
     "recursion crash": (
         "    import sys\n    sys.setrecursionlimit(10 ** 7)\n    deep = []\n    for _ in range(300_000):\n"
         "        deep = [deep]\n    return len(repr(deep)) + x + 3",
-        CRASH | TIMEOUT, "",
+        CRASH | TIMEOUT,
+        "",
     ),
     "runaway recursion": (
-        "    import sys\n    sys.setrecursionlimit(10 ** 7)\n    def down(n):\n        return down(n + 1)\n    return down(0)",
-        TIMEOUT | CRASH | EXCEPTION, "",
+        "    import sys\n    sys.setrecursionlimit(10 ** 7)\n    def down(n):\n        return down(n + 1)\n    return down(0)",  # noqa: E501
+        TIMEOUT | CRASH | EXCEPTION,
+        "",
     ),
     "ctypes null read": ("    import ctypes\n    ctypes.string_at(0)\n    return x + 3", CRASH, "SIGSEGV"),
     "ctypes setuid 0": ("    import ctypes\n    return x + 3 if ctypes.CDLL(None).setuid(0) == 0 else None", WRONG, ""),
     "ctypes ptrace the harness": (
         "    import ctypes\n    return x + 3 if ctypes.CDLL(None).ptrace(16, 1, 0, 0) == 0 else None",  # PTRACE_ATTACH
-        WRONG, "",
+        WRONG,
+        "",
     ),
     "ctypes mount": (
         "    import ctypes\n    ok = ctypes.CDLL(None).mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0\n"
         "    return x + 3 if ok else None",
-        WRONG, "",
+        WRONG,
+        "",
     ),
     # kernel surface that namespaces and the uid leave reachable: the seccomp filter refuses it
     "ctypes kernel keyring": (
         "    import ctypes\n    return x + 3 if ctypes.CDLL(None).syscall(250, 0, -3, 0) >= 0 else None",  # keyctl
-        WRONG, "",
+        WRONG,
+        "",
     ),
-    "ctypes userfaultfd": ("    import ctypes\n    return x + 3 if ctypes.CDLL(None).syscall(323, 1) >= 0 else None", WRONG, ""),
+    "ctypes userfaultfd": (
+        "    import ctypes\n    return x + 3 if ctypes.CDLL(None).syscall(323, 1) >= 0 else None",
+        WRONG,
+        "",
+    ),
     "ctypes io_uring": (
         "    import ctypes\n    params = ctypes.create_string_buffer(120)\n"
         "    return x + 3 if ctypes.CDLL(None).syscall(425, 1, params) >= 0 else None",  # io_uring_setup
-        WRONG, "",
+        WRONG,
+        "",
     ),
-    "ctypes bpf": ("    import ctypes\n    return x + 3 if ctypes.CDLL(None).syscall(321, 0, 0, 0) >= 0 else None", WRONG, ""),
+    "ctypes bpf": (
+        "    import ctypes\n    return x + 3 if ctypes.CDLL(None).syscall(321, 0, 0, 0) >= 0 else None",
+        WRONG,
+        "",
+    ),
     "system call through the x32 ABI": (
-        "    import ctypes\n    ctypes.CDLL(None).syscall(0x40000000 | 101, 16, 1, 0, 0)\n    return x + 3", CRASH, "SIGSYS",
+        "    import ctypes\n    ctypes.CDLL(None).syscall(0x40000000 | 101, 16, 1, 0, 0)\n    return x + 3",
+        CRASH,
+        "SIGSYS",
     ),
     "setuid root": ("    import os\n    os.setuid(0)\n    return x + 3", EXCEPTION, "OSError"),
     "print a fake verdict": ("    import os\n    os.write(1, b'[\"done\", 4, 4]\\n')\n    return None", WRONG, ""),
     "patch the comparison": (
         "    import builtins, json\n    builtins.type = lambda *a: int\n    json.dumps = lambda *a, **k: '[true]'\n"
         "    return None",
-        CRASH, "garbled",
+        CRASH,
+        "garbled",
     ),
-    "object equal to anything": ("    return type('A', (), {{'__eq__': lambda s, o: True}})()", {"unsupported_result"}, ""),
+    "object equal to anything": (
+        "    return type('A', (), {{'__eq__': lambda s, o: True}})()",
+        {"unsupported_result"},
+        "",
+    ),
     "exit early with success": ("    import os\n    os._exit(0)", CRASH, "status 0"),
     "close every descriptor": ("    import os\n    os.closerange(0, 256)\n    return x + 3", CRASH, ""),
 }
@@ -172,7 +228,12 @@ def host(tmp_path_factory):
     listener.settimeout(0.01)
     # Another unprivileged process: "kill everything" must not reach it.
     bystander = subprocess.Popen(["sleep", "600"], user=NOBODY, group=NOBODY, extra_groups=[])
-    yield {"tmp_sentinel": str(sentinel), "port": listener.getsockname()[1], "listener": listener, "bystander": bystander}
+    yield {
+        "tmp_sentinel": str(sentinel),
+        "port": listener.getsockname()[1],
+        "listener": listener,
+        "bystander": bystander,
+    }
     bystander.kill()
     bystander.wait()
     listener.close()
@@ -187,7 +248,12 @@ def test_hostile_code_is_contained_and_fails_with_a_reason(name, host, monkeypat
     monkeypatch.setenv("COUNTERPOINT_SECRET", SECRET)
     body, contained, reason_word = CASES[name]
     body = body.format(
-        tmp_sentinel=host["tmp_sentinel"], repo_file=str(REPO_FILE), secret=SECRET, port=host["port"], tests_head=TESTS_JSON[:5], tests_tail=TESTS_JSON[5:]
+        tmp_sentinel=host["tmp_sentinel"],
+        repo_file=str(REPO_FILE),
+        secret=SECRET,
+        port=host["port"],
+        tests_head=TESTS_JSON[:5],
+        tests_tail=TESTS_JSON[5:],
     )
     repo_before = _digest(REPO_FILE)
 
@@ -212,5 +278,3 @@ def test_hostile_code_is_contained_and_fails_with_a_reason(name, host, monkeypat
 
 def test_the_suite_covers_at_least_25_attacks():
     assert len(CASES) >= 25
-
-

@@ -188,7 +188,7 @@ def test_no_nested_user_namespaces():
 def test_a_fork_bomb_does_not_starve_a_run_beside_it():
     # RLIMIT_NPROC counts per uid over the host: runs at the same time get different uids.
     bomb = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.05)"
-    honest = "import os, time\ntime.sleep(0.3)\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\nprint('forked')"
+    honest = "import os, time\ntime.sleep(0.3)\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\nprint('forked')"  # noqa: E501
     with ThreadPoolExecutor(max_workers=2) as pool:
         bombed = pool.submit(run_python, bomb, SandboxConfig(cpu_seconds=1, wall_seconds=1.5))
         time.sleep(0.2)  # let the bomb fill its process slots first

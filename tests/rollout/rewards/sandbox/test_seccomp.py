@@ -11,8 +11,15 @@ import pytest
 from counterpoint.rollout.config import SandboxConfig
 from counterpoint.rollout.rewards.sandbox.bwrap import run_python
 from counterpoint.rollout.rewards.sandbox.seccomp import (
-    AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64, DENIED_AARCH64, DENIED_X86_64, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO,
-    SECCOMP_RET_KILL_PROCESS, SeccompUnsupported, seccomp_program,
+    AUDIT_ARCH_AARCH64,
+    AUDIT_ARCH_X86_64,
+    DENIED_AARCH64,
+    DENIED_X86_64,
+    SECCOMP_RET_ALLOW,
+    SECCOMP_RET_ERRNO,
+    SECCOMP_RET_KILL_PROCESS,
+    SeccompUnsupported,
+    seccomp_program,
 )
 
 AUDIT_ARCH_I386 = 0x40000003
@@ -22,7 +29,7 @@ def run_bpf(program: bytes, nr: int, arch: int) -> int:
     """Evaluate a classic BPF seccomp program on struct seccomp_data {nr, arch} (the opcodes the
     filter uses: ld abs, jeq/jge k, ret k)."""
     data = struct.pack("=iI", nr, arch) + bytes(56)
-    insns = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    insns = [struct.unpack("=HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
     pc, acc = 0, 0
     while True:
         code, jt, jf, k = insns[pc]
@@ -38,11 +45,14 @@ def run_bpf(program: bytes, nr: int, arch: int) -> int:
         pc += 1
 
 
-@pytest.mark.parametrize("machine, arch, table, harmless", [
-    # read write open close mmap clone fork execve exit exit_group / read write close mmap clone execve exit
-    ("x86_64", AUDIT_ARCH_X86_64, DENIED_X86_64, {0, 1, 2, 3, 9, 56, 57, 59, 60, 231}),
-    ("aarch64", AUDIT_ARCH_AARCH64, DENIED_AARCH64, {63, 64, 57, 222, 220, 221, 93, 94}),
-])
+@pytest.mark.parametrize(
+    "machine, arch, table, harmless",
+    [
+        # read write open close mmap clone fork execve exit exit_group / read write close mmap clone execve exit
+        ("x86_64", AUDIT_ARCH_X86_64, DENIED_X86_64, {0, 1, 2, 3, 9, 56, 57, 59, 60, 231}),
+        ("aarch64", AUDIT_ARCH_AARCH64, DENIED_AARCH64, {63, 64, 57, 222, 220, 221, 93, 94}),
+    ],
+)
 def test_the_filter_denies_exactly_its_table(machine, arch, table, harmless):
     program = seccomp_program(machine)
     denied = set(table.values())
@@ -53,10 +63,13 @@ def test_the_filter_denies_exactly_its_table(machine, arch, table, harmless):
     assert harmless & denied == set()
 
 
-@pytest.mark.parametrize("header, table", [
-    ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", DENIED_X86_64),
-    ("/usr/include/asm-generic/unistd.h", DENIED_AARCH64),
-])
+@pytest.mark.parametrize(
+    "header, table",
+    [
+        ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", DENIED_X86_64),
+        ("/usr/include/asm-generic/unistd.h", DENIED_AARCH64),
+    ],
+)
 def test_the_tables_match_the_kernel_headers(header, table):
     if not Path(header).exists():
         pytest.skip(f"{header} not installed (Debian linux-libc-dev)")
@@ -77,7 +90,7 @@ def test_other_machines_are_refused():
         seccomp_program(machine="riscv64")
 
 
-PROBE = r'''
+PROBE = r"""
 import ctypes, errno
 libc = ctypes.CDLL(None, use_errno=True)
 status = [l.split(":")[1].strip() for l in open("/proc/self/status") if l.startswith("Seccomp:")]
@@ -88,7 +101,7 @@ for name, (nr, *args) in calls.items():
     r = libc.syscall(nr, *args)
     results.append(f"{name}={'EPERM' if r == -1 and ctypes.get_errno() == errno.EPERM else 'ran'}")
 print(status[0], *results)
-'''
+"""
 
 
 def test_bubblewrap_loads_the_filter():
