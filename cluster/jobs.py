@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import yaml
+
 from counterpoint.config import CounterpointConfig
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -61,7 +63,6 @@ def client(address: str):
 
 def submit(address: str, cfg: CounterpointConfig, *, name: str | None = None, env: dict[str, str] | None = None) -> str:
     """Submit `cfg` as a job; returns the submission id. The job joins the cluster it runs on."""
-    import yaml
 
     data = cfg.model_dump(mode="json")
     data["cluster"]["address"] = "auto"  # the job's driver joins the cluster it was submitted to

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
 import time
 from functools import partial
 from importlib import metadata
 from pathlib import Path
 
 from counterpoint.cluster.errors import LearnerFailure
-from counterpoint.config import ConfigError, CounterpointConfig, resolved_json
+from counterpoint.config import ConfigError, CounterpointConfig, apply_override, config_from_dict, resolved_json
 from counterpoint.rollout.domains import kinds_of, sandbox_limits, task_source
 from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
 from counterpoint.trainer.batch import encode_demonstration
@@ -127,8 +128,6 @@ def _last_checkpoint(run: RunFolder) -> dict | None:
 
 def resume_config(run_dir: Path, overrides: list[str]) -> CounterpointConfig:
     """The run's own resolved config, with `overrides` (e.g. more steps) applied."""
-    from counterpoint.config import ConfigError, apply_override, config_from_dict
-
     path = run_dir / "config.json"
     if not path.exists():
         raise ConfigError(f"{run_dir} is not a run folder (no config.json)")
@@ -279,8 +278,6 @@ def _max_model_len(model_dir: Path, max_response_tokens: int) -> int:
 
 
 def _bwrap_version() -> str:
-    import subprocess
-
     path = shutil.which("bwrap")
     if not path:
         return "missing"

@@ -330,6 +330,8 @@ def _add_submit_route(app: FastAPI, submit: Callable[[Any, str | None], str], op
         responses=error_responses(401, 403, 413, 422, 503),
     )
     def start_run(body: SubmitRun, who: Principal = Depends(operator)) -> SubmittedRun:
+        # The run config tree holds every package's slice (cluster's too): imported only here, so
+        # the control plane itself depends on no cluster code (tests/test_layout.py).
         from counterpoint.config import ConfigError, config_from_dict
 
         try:

@@ -14,6 +14,7 @@ import torch
 
 from counterpoint.rollout.records import ScoredSample
 from counterpoint.trainer.algo.advantages import compute_advantages, informative_groups
+from counterpoint.trainer.algo.aggregation import counts_per_domain
 
 
 @dataclass
@@ -141,8 +142,6 @@ def plan_update(batch: TrainBatch, mini_batches: int, world_size: int) -> Update
     """Rows k, k+K, ... form mini-batch k (interleaved, so each holds every domain); each
     mini-batch is sharded over ranks the same way. A shard may be empty (a small filtered
     batch); its rank still joins the step with a zero loss."""
-    from counterpoint.trainer.algo.aggregation import counts_per_domain
-
     minis = [batch.select(list(range(k, len(batch), mini_batches))) for k in range(mini_batches)]
     counts = [counts_per_domain(m.response_mask, m.domain_ids, len(batch.domains)) for m in minis]
     shards = [[m.shard(r, world_size) for m in minis] for r in range(world_size)]

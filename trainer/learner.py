@@ -10,6 +10,7 @@ world size and the update is that of the global batch.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -205,8 +206,6 @@ class Learner:
     def weights_digest(self) -> str | None:
         """SHA-256 over the full weights (names, dtypes, shapes, bytes) on rank 0, None elsewhere;
         every rank must call it (ZeRO-3 gathers)."""
-        import hashlib
-
         state = self.export_weights()
         if state is None:
             return None
