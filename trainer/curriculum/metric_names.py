@@ -1,0 +1,83 @@
+"""The names of the per-domain metrics a run reports each step, in one place, so an advance rule
+that names a metric is checked against them when its stage is validated (a config, the REST API)
+instead of silently never firing.
+
+Pure: the standard library only, so the control plane can validate stages without torch. The
+producers live elsewhere (`trainer/metrics.py`, the learner's sums, the entropy controllers, the
+loop's reward timing) and tests/trainer/test_metrics.py checks that a real step record's
+per-domain keys are all here.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+SAMPLE_METRICS = {
+    "samples": "samples of the domain this step",
+    "reward_mean": "mean reward",
+    "reward_std": "standard deviation of the reward",
+    "accuracy": "share of exact successes (None where the domain defines none)",
+    "response_length_mean": "mean response length, tokens",
+    "reward_errors": "{reason: count} of the samples whose Score carries a RewardError (a mapping)",
+    "reward_failure_fraction": "share of the samples whose reward failed on our side (infrastructure)",
+    "advantage_abs_mean": "mean |advantage| (RL steps)",
+    "zero_variance_group_fraction": "share of prompt groups whose rewards are all equal (RL steps)",
+}
+"""`trainer.metrics.sample_metrics`: from the scored samples."""
+
+LEARNER_METRICS = {
+    "tokens": "response tokens trained",
+    "entropy_mean": "mean full-vocabulary token entropy of the policy, nats",
+    "cov_logp_adv_mean": "mean covariance of log-prob and advantage per token",
+    "clip_fraction": "share of tokens whose ratio was clipped",
+    "dual_clip_fraction": "share of tokens under the dual clip",
+    "cov_selected_tokens": "tokens the covariance-based loss selected",
+    "gppo_preserved_tokens": "tokens whose gradient GPPO preserved",
+    "kl_old": "KL to the rollout policy per token",
+    "kl_ref": "KL to the reference policy per token",
+    "logprob_mismatch_mean": "mean |engine - learner| log-prob per token",
+    "logprob_mismatch_max": "largest |engine - learner| log-prob",
+    "loss_token_mean": "the loss per token",
+}
+"""`trainer.metrics.merge_learner_sums`: from the learner ranks' per-domain sums."""
+
+ENTROPY_METRICS = {
+    "entropy_coef": "the entropy-bonus coefficient this step used",
+    "entropy_alpha": "the adaptive controller's alpha (domains with an entropy target)",
+    "entropy_target": "the domain's entropy target (domains with one)",
+    "entropy_measured": "the entropy the controller last saw (domains with a target)",
+}
+"""`trainer.algo.entropy_control.DomainEntropyCoefficients.metrics`."""
+
+REWARD_POOL_METRICS = {
+    "reward_seconds": "seconds the domain's reward pool spent on this step",
+    "reward_samples_per_second": "samples scored per second of the pool's slowest worker",
+}
+"""`trainer.loop.train_step`: the domain's reward pool."""
+
+DOMAIN_METRICS: dict[str, str] = {**SAMPLE_METRICS, **LEARNER_METRICS, **ENTROPY_METRICS, **REWARD_POOL_METRICS}
+"""Every per-domain key of a step's metrics record (`record["domains"][d]`), with its meaning."""
+
+NON_SCALAR_METRICS = frozenset({"reward_errors"})
+"""Per-domain metrics that are not one number, so no advance rule can watch them."""
+
+RULE_METRICS = frozenset(DOMAIN_METRICS) - NON_SCALAR_METRICS
+"""The names an advance rule (plateau, entropy) may watch."""
+
+
+def check_rule_metric(name: str) -> str:
+    """`name` if an advance rule can watch it; otherwise a ValueError with the close names."""
+    if name in RULE_METRICS:
+        return name
+    if name in NON_SCALAR_METRICS:
+        raise ValueError(f"{name!r} is not a number ({DOMAIN_METRICS[name]}); a rule watches a number")
+    known = sorted(RULE_METRICS)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    close += [k for k in known if len(name) >= 3 and name in k and k not in close][: 3 - len(close)]
+    if close:
+        names = [repr(c) for c in close]
+        choice = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        hint = f"did you mean {choice}?"
+    else:
+        hint = f"the per-domain metrics are: {', '.join(sorted(RULE_METRICS))}"
+    raise ValueError(f"unknown per-domain metric {name!r}; {hint}")
