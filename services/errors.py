@@ -101,8 +101,14 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
 
+TAGGED = {"advance", "weighting"}
+"""Stage fields that are unions on `type`: pydantic puts the member tried into the error path
+(stages[0].advance.plateau.metric), which names no field a client sends; it is left out."""
+
+
 def _field(loc) -> str:
     parts = [p for p in loc if p not in ("body", "path", "query", "header")] or list(loc[:1])
+    parts = [p for i, p in enumerate(parts) if not (i and parts[i - 1] in TAGGED)]
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))

@@ -223,10 +223,10 @@ def test_put_validation_names_the_field(client, domains, field, fragment):
 @pytest.mark.parametrize(
     "advance, field",
     [
-        ({"type": "plateau", "domain": "math", "metric": "reward_maen"}, "stages[0].advance.plateau.metric"),
+        ({"type": "plateau", "domain": "math", "metric": "reward_maen"}, "stages[0].advance.metric"),
         (
             {"type": "entropy", "domain": "math", "threshold": 0.2, "metric": "reward_maen"},
-            "stages[0].advance.entropy.metric",
+            "stages[0].advance.metric",
         ),
     ],
 )
