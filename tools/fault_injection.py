@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SMALL = [
-    "model.tiny.warm_start_max_steps=20",
+    "model.tiny.warm_start_max_steps=150",
     "model.tiny.warm_start_target_accuracy=1.0",
     "generation.prompts_per_step=6",
     "generation.samples_per_prompt=4",

@@ -14,7 +14,9 @@ import pytest
 
 SMALL = [
     "run.steps=2",
-    "model.tiny.warm_start_max_steps=20",
+    # enough warm start that some groups earn unequal rewards (11% greedy math, 38 s to build):
+    # their gradients are the policy loss's own, with no entropy bonus to make one up
+    "model.tiny.warm_start_max_steps=150",
     "model.tiny.warm_start_target_accuracy=1.0",
     "generation.prompts_per_step=6",
     "generation.samples_per_prompt=4",
@@ -24,9 +26,12 @@ SMALL = [
     "domains.code.eval.prompts=4",
     "domains.code.reward_workers=1",
     "domains.creative.eval.prompts=4",
-    # the barely trained model earns no reward yet: an entropy bonus gives every step a gradient
-    "learner.entropy.coef=0.1",
 ]
+
+
+def informative(record: dict) -> bool:
+    """Whether a train record's step had a group with unequal rewards (a policy gradient)."""
+    return any(m.get("advantage_abs_mean", 0.0) > 0 for m in record["domains"].values())
 
 
 @pytest.fixture(scope="session")
