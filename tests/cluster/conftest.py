@@ -1,10 +1,10 @@
-"""Shared pieces of the integration tests: one tiny model built per session, a small config,
-and a real `ray start` cluster on loopback that the tests end by PID."""
+"""The integration tests' fixtures: one tiny model built per session, and a real `ray start`
+cluster on loopback that the tests end by PID (the small config and other helpers are in
+helpers.py)."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,26 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SMALL = [
-    "run.steps=2",
-    # enough warm start that some groups earn unequal rewards (11% greedy math, 38 s to build):
-    # their gradients are the policy loss's own, with no entropy bonus to make one up
-    "model.tiny.warm_start_max_steps=150",
-    "model.tiny.warm_start_target_accuracy=1.0",
-    "generation.prompts_per_step=6",
-    "generation.samples_per_prompt=4",
-    "generation.max_response_tokens=8",
-    "domains.math.eval.prompts=4",
-    "domains.math.weight=1",
-    "domains.code.eval.prompts=4",
-    "domains.code.reward_workers=1",
-    "domains.creative.eval.prompts=4",
-]
-
-
-def informative(record: dict) -> bool:
-    """Whether a train record's step had a group with unequal rewards (a policy gradient)."""
-    return any(m.get("advantage_abs_mean", 0.0) > 0 for m in record["domains"].values())
+from tests.cluster.helpers import SMALL, free_ports
 
 
 @pytest.fixture(scope="session")
@@ -45,26 +26,6 @@ def model_cache(tmp_path_factory) -> Path:
     cfg = load_config(overrides=[*SMALL, f"model.cache_dir={cache}"])
     resolve_model(cfg.model, kinds_of(cfg.domains))
     return cache
-
-
-def small_overrides(tmp_path: Path, cache: Path, *extra: str) -> list[str]:
-    return [*SMALL, f"model.cache_dir={cache}", f"run.output_dir={tmp_path / 'runs'}", *extra]
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct free loopback ports (all held open until each is chosen, so none repeats)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @pytest.fixture

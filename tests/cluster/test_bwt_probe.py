@@ -8,7 +8,7 @@ import pytest
 from counterpoint.config import load_config
 from counterpoint.trainer.run_folder import RunFolder
 
-from .conftest import informative, small_overrides
+from .helpers import informative, small_overrides
 
 pytestmark = pytest.mark.integration
 

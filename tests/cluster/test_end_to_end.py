@@ -14,7 +14,7 @@ import torch
 from counterpoint.config import load_config
 from counterpoint.trainer.run_folder import RunFolder
 
-from .conftest import informative, small_overrides
+from .helpers import informative, small_overrides
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ metrics.jsonl exactly once. tools/fault_injection.py is the script; this runs it
 import pytest
 from fault_injection import Fault, run_with_faults
 
-from .conftest import SMALL
+from .helpers import SMALL
 
 pytestmark = pytest.mark.integration
 

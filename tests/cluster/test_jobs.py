@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from .conftest import small_overrides
+from .helpers import small_overrides
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .conftest import small_overrides
+from .helpers import small_overrides
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import free_port, small_overrides
+from .helpers import free_port, small_overrides
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from .conftest import small_overrides
+from .helpers import small_overrides
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import torch
 from counterpoint.config import load_config
 from counterpoint.trainer.run_folder import RunFolder
 
-from .conftest import small_overrides
+from .helpers import small_overrides
 
 pytestmark = pytest.mark.integration
 

@@ -53,3 +53,9 @@ def test_groups_of_one_rejected():
     for name in ADVANTAGES:
         with pytest.raises(ValueError, match="G>=2"):
             compute_advantages(name, torch.tensor([[1.0], [0.0]]))
+
+
+def test_grpo_groups_are_independent():
+    a = compute_advantages("grpo", torch.tensor([[3.0, 1.0, 2.0], [100.0, 0.0, 50.0]]))
+    # the same ranks within each group give the same standardised advantages
+    assert torch.allclose(a[0], a[1], atol=1e-5)

@@ -154,3 +154,10 @@ def test_per_domain_errors():
         aggregate_per_domain(PD_LOSS, PD_MASK, PD_IDS, {0: 1.0, 1: 1.0}, "token-mean", num_tokens={0: 10.0})
     with pytest.raises(ValueError, match="unknown aggregation"):
         aggregate_per_domain(PD_LOSS, PD_MASK, PD_IDS, {0: 1.0, 1: 1.0}, "nope")
+
+
+def test_token_mean_masks_and_global_denominator():
+    loss = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert token_mean(loss, mask).item() == pytest.approx((1 + 2 + 4) / 3)
+    assert token_mean(loss, mask, num_tokens=7.0).item() == pytest.approx(7 / 7)

@@ -261,3 +261,33 @@ def test_kl_k3_expectation_is_the_kl():
     ref = torch.tensor([0.2, 0.2, 0.6])
     expected = (pi * (pi / ref).log()).sum()
     assert (pi * kl_k3(pi.log(), ref.log())).sum().item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_ppo_clip_values_and_clipped_flags():
+    # ratios e^0.5 ~ 1.6487 (above 1.28) and e^-0.5 ~ 0.6065 (below 0.8)
+    logp = torch.tensor([[0.5, -0.5, 0.5, -0.5]])
+    old = torch.zeros_like(logp)
+    adv = torch.tensor([[1.0, 1.0, -1.0, -1.0]])
+    out = ppo_clip_loss(logp, old, adv, clip_low=0.2, clip_high=0.28)
+    r_hi, r_lo = math.exp(0.5), math.exp(-0.5)
+    expected = torch.tensor([[-1.28, -r_lo, r_hi, 0.8]])
+    assert torch.allclose(out.loss, expected, atol=1e-5)
+    # A>0 & r above 1+eps_high: clipped; A<0 & r below 1-eps_low: clipped; the others are not
+    assert out.clipped.tolist() == [[True, False, False, True]]
+
+
+def test_ppo_clip_gradient_zero_on_clipped_tokens():
+    logp = torch.tensor([[0.5, 0.1]], requires_grad=True)
+    out = ppo_clip_loss(logp, torch.zeros(1, 2), torch.tensor([[1.0, 1.0]]), 0.2, 0.28)
+    out.loss.sum().backward()
+    # token 0 is clipped (ratio 1.65 > 1.28): no gradient; token 1: d(-r)/dlogp = -r
+    assert logp.grad[0, 0] == 0.0
+    assert torch.isclose(logp.grad[0, 1], torch.tensor(-math.exp(0.1)))
+
+
+def test_on_policy_ppo_gradient_is_policy_gradient():
+    logp = torch.tensor([[-1.0, -2.0]], requires_grad=True)
+    adv = torch.tensor([[0.5, -2.0]])
+    out = ppo_clip_loss(logp, logp.detach(), adv, 0.2, 0.28)
+    out.loss.sum().backward()
+    assert torch.allclose(logp.grad, -adv)
