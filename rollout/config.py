@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from counterpoint.configbase import Section
 
@@ -114,11 +114,78 @@ class JudgeConfig(Section):
     """Tokens of the judge's reply (the score comes first)."""
     kv_cache_mib: int = Field(64, ge=8)
     """KV-cache size of the judge's engine."""
+    rubric: str | None = None
+    """The rubric for prompts whose suite has none (the synthetic suite; WritingBench's per-task
+    checklists take precedence). None: `judge.py`'s DEFAULT_RUBRIC."""
+    max_model_len: int | None = Field(None, ge=64)
+    """Context of the judge's engine in tokens (None: 2048, or the model's own limit if smaller);
+    a judge prompt longer than this fails as the engine's error."""
+    template: str | None = None
+    """The judge's prompt with {task}, {rubric} and {response} (None: `judge.py`'s DEFAULT_TEMPLATE)."""
 
 
-class CreativeReward(Section):
-    """The creative reward: quality gate × weighted mean of novelty and the judge's score."""
+class FluencyConfig(Section):
+    """Does the writing read as language (rollout/rewards/fluency.py)? A sample that fails scores 0
+    under every creative reward kind (`Score.error` `fluency_failed`)."""
 
+    enabled: bool = True
+    """Off: no fluency check (the pre-fluency reward; nonsense with the topic word then pays)."""
+    min_zipf: float = Field(2.0, ge=0.0, allow_inf_nan=False)
+    """A word is known when its wordfreq Zipf frequency (log10 per billion words) is at least this;
+    2.0 keeps rare real words ("hums" 2.5) and drops random letters (0)."""
+    min_known_share: float = Field(0.85, ge=0.0, le=1.0, allow_inf_nan=False)
+    """Least share of a text's words that must be known words."""
+    order: Literal["bigram", "lm", "none"] = "bigram"
+    """The order-aware check: "bigram" (a word-bigram model of the suite's demonstrations, smoothed
+    towards wordfreq; needs a suite with demonstrations), "lm" (mean token log-likelihood under
+    `reference_model`), "none" (known words and repetition only)."""
+    reference_model: str | None = None
+    """A causal-LM folder for `order: lm` (e.g. the base model a run trains from), read with plain
+    transformers on CPU in the worker."""
+    order_floor: float = Field(-4.0, allow_inf_nan=False)
+    """Mean log-prob (nats per word for "bigram", per token for "lm") below which a text fails. The
+    bigram default is measured on the synthetic suite: its demonstrations score -1.8 to -2.9, the
+    same lines shuffled -3.6 to -10.3 (1.3% above -4); recalibrate it for `order: lm`."""
+    order_full: float = Field(-2.5, allow_inf_nan=False)
+    """Mean log-prob at or above which the order part of the fluency value is 1 (linear between)."""
+    max_repeated_bigram_share: float = Field(0.2, ge=0.0, le=1.0, allow_inf_nan=False)
+    """Largest share of word pairs (punctuation stripped) that may repeat an earlier pair."""
+    bigram_alpha: float = Field(2.0, gt=0.0, allow_inf_nan=False)
+    """Dirichlet smoothing of the bigram model (higher: unseen pairs cost less)."""
+    batch_size: int = Field(64, ge=1)
+    """Texts per forward pass of the reference LM."""
+
+
+class QualityConfig(Section):
+    """The quality score in [0, 1]: weighted mean of fluency, topic fit and form, after the gate and
+    the fluency check (either failing: quality 0)."""
+
+    fluency_weight: float = Field(1.0, ge=0.0, allow_inf_nan=False)
+    """Weight of the fluency value (known-word share × order score)."""
+    topic_weight: float = Field(1.0, ge=0.0, allow_inf_nan=False)
+    """Weight of topic fit: the topic word present as a word, said once or twice (1), more (0.5)."""
+    form_weight: float = Field(1.0, ge=0.0, allow_inf_nan=False)
+    """Weight of form: length inside the suite's ideal window, distinct words."""
+    max_prompt_overlap: float = Field(0.5, ge=0.0, le=1.0, allow_inf_nan=False)
+    """A response whose character-trigram Jaccard similarity to the prompt is above this copies the
+    prompt and fails the gate."""
+
+
+class _CreativeRewardBase(Section):
+    """What every creative reward kind has."""
+
+    fluency: FluencyConfig = FluencyConfig()
+    """The fluency check and its thresholds."""
+    quality: QualityConfig = QualityConfig()
+    """The quality score's weights."""
+
+
+class CreativeReward(_CreativeRewardBase):
+    """`type: novelty` (the default): quality × weighted mean of novelty and the judge's score.
+    Pays for range: identical samples score 0."""
+
+    type: Literal["novelty"] = "novelty"
+    """Quality × novelty against the group (and the memory), optionally mixed with a judge."""
     novelty_kind: Literal["lexical", "embedding"] = "lexical"
     """"lexical": character-trigram novelty (fast); "embedding": cosine novelty with
     all-MiniLM-L6-v2 from its package (~50 short lines/s on one CPU core)."""
@@ -132,6 +199,82 @@ class CreativeReward(Section):
     """Weight of the LLM judge in the reward's weighted mean (above 0 needs `judge`)."""
     judge: JudgeConfig | None = None
     """The LLM judge (None: no judge)."""
+
+
+NoveltyReward = CreativeReward
+"""`type: novelty`, under the name of its kind."""
+
+
+class PreferenceReward(_CreativeRewardBase):
+    """`type: preference`: the quality score alone (fluency, topic fit, form), no diversity term.
+    Many outputs score near the top: the reward under which creative entropy collapses
+    (docs/calibration.md), kept to study that collapse."""
+
+    type: Literal["preference"] = "preference"
+    """Quality only."""
+
+    @property
+    def judge_weight(self) -> float:
+        return 0.0
+
+    @property
+    def judge(self) -> None:
+        return None
+
+
+class JudgeReward(_CreativeRewardBase):
+    """`type: judge`: an LLM judge's rubric score, for samples that pass the gate and fluency
+    (others score 0 and are not sent to it). `quality_weight` mixes in the quality score."""
+
+    type: Literal["judge"] = "judge"
+    """LLM-as-judge over a rubric."""
+    judge: JudgeConfig
+    """The judge: its model folder (vLLM engine in each reward worker), prompt and rubric."""
+    quality_weight: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    """Weight of the quality score beside the judge's (weight 1) in the reward's weighted mean."""
+
+    @property
+    def judge_weight(self) -> float:
+        return 1.0
+
+
+class DiversityWeightedReward(_CreativeRewardBase):
+    """`type: diversity_weighted` (DARLING-style): quality × (1 − mean similarity to the other
+    samples of the group). Pays for good writing first, and for it differing from its group."""
+
+    type: Literal["diversity_weighted"] = "diversity_weighted"
+    """Quality × diversity."""
+    similarity: Literal["lexical", "embedding"] = "lexical"
+    """How similarity is measured: character-trigram Jaccard, or MiniLM cosine."""
+    diversity_floor: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    """reward = quality × (floor + (1 − floor) × diversity): above 0, a good sample in a group of
+    copies keeps some reward."""
+
+    @property
+    def judge_weight(self) -> float:
+        return 0.0
+
+    @property
+    def judge(self) -> None:
+        return None
+
+
+def _default_reward_type(value: Any) -> Any:
+    """`type` defaults to "novelty", so today's creative reward sections validate unchanged."""
+    if isinstance(value, str):
+        return {"type": value}
+    if isinstance(value, dict) and "type" not in value:
+        return {**value, "type": "novelty"}
+    return value
+
+
+CreativeRewardConfig = Annotated[
+    CreativeReward | PreferenceReward | JudgeReward | DiversityWeightedReward,
+    Field(discriminator="type"),
+    BeforeValidator(_default_reward_type),
+]
+"""A creative domain's reward, by `type`: novelty (default), preference, judge, diversity_weighted."""
+CREATIVE_REWARD_TYPES = ("novelty", "preference", "judge", "diversity_weighted")
 
 
 class _Domain(Section):
@@ -180,8 +323,8 @@ class CreativeDomainConfig(_Domain):
     suite: Literal["synthetic", "writingbench"] = "synthetic"
     """Where the prompts come from: "synthetic" (a line on a topic, sized for the tiny model) or
     "writingbench" (see docs/rewards.md)."""
-    reward: CreativeReward = CreativeReward()
-    """Quality gate × weighted mean of novelty and judge."""
+    reward: CreativeRewardConfig = CreativeReward()
+    """The reward kind (`type`) and its settings; see docs/rewards.md#creative."""
 
 
 DomainConfig = Annotated[MathDomainConfig | CodeDomainConfig | CreativeDomainConfig, Field(discriminator="kind")]

@@ -86,7 +86,10 @@ class RewardError(StrEnum):
     RESULT_TOO_LARGE = "result_too_large"
     """Code: the function returned more than the harness reads."""
     GATE_FAILED = "gate_failed"
-    """Creative: the rule-based quality gate failed (length, topic, repetition)."""
+    """Creative: the rule-based quality gate failed (length, topic, repetition, a copy of the prompt)."""
+    FLUENCY_FAILED = "fluency_failed"
+    """Creative: the response does not read as language (unknown words, word salad, looping phrases;
+    rollout/rewards/fluency.py)."""
 
     @property
     def infrastructure(self) -> bool:

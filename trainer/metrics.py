@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import torch
 
 from counterpoint.rollout.records import INFRASTRUCTURE_ERRORS, RewardError, ScoredSample
+from counterpoint.rollout.rewards.parts import part_metrics
 from counterpoint.trainer.batch import group_by_prompt
 from counterpoint.trainer.curriculum.metric_names import DOMAIN_METRICS
 
@@ -66,6 +67,7 @@ def sample_metrics(rows: list[ScoredSample], advantages: torch.Tensor | None = N
             ),
             "reward_failure_fraction": sum(rows[i].score.infrastructure_failure for i in idx) / len(idx),
         }
+        m.update(part_metrics(rows[i].score for i in idx))  # creative: reward_<part>_mean, fluency_failed_fraction
         if advantages is not None:
             m["advantage_abs_mean"] = float(advantages[idx].abs().mean())
             groups = group_by_prompt([rows[i] for i in idx])

@@ -109,12 +109,24 @@ def build_judge(cfg: JudgeConfig) -> Judge:
     """The judge a `JudgeConfig` describes: its model served by a vLLM engine in this process."""
     from counterpoint.rollout.engine import RolloutEngine
 
+    max_model_len = cfg.max_model_len
+    if max_model_len is None:
+        import json
+        from pathlib import Path
+
+        config = Path(cfg.model_path) / "config.json"
+        limit = json.loads(config.read_text()).get("max_position_embeddings", 2048) if config.exists() else 2048
+        max_model_len = min(2048, limit)
     engine = RolloutEngine(
         cfg.model_path,
-        max_model_len=2048,
+        max_model_len=max_model_len,
         kv_cache_mib=cfg.kv_cache_mib,
         max_num_seqs=32,
         seed=0,
         cache_dir="~/.cache/counterpoint",
     )
-    return Judge(engine_generate(engine, cfg.max_tokens))
+    return Judge(
+        engine_generate(engine, cfg.max_tokens),
+        template=cfg.template or DEFAULT_TEMPLATE,
+        default_rubric=cfg.rubric or DEFAULT_RUBRIC,
+    )

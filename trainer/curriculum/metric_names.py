@@ -55,7 +55,23 @@ REWARD_POOL_METRICS = {
 }
 """`trainer.loop.train_step`: the domain's reward pool."""
 
-DOMAIN_METRICS: dict[str, str] = {**SAMPLE_METRICS, **LEARNER_METRICS, **ENTROPY_METRICS, **REWARD_POOL_METRICS}
+REWARD_PART_METRICS = {
+    **{
+        f"reward_{part}_mean": f"mean of the reward's `{part}` part over the samples reporting it (creative)"
+        for part in ("quality", "fluency", "topic", "form", "novelty", "diversity", "judge")
+    },
+    "fluency_failed_fraction": "share of the samples that failed the fluency check (creative)",
+}
+"""`trainer.metrics.sample_metrics` via `rollout.rewards.parts.part_metrics`: only for domains whose
+scores report parts (`Score.info["parts"]`), so math and code records do not carry them."""
+
+DOMAIN_METRICS: dict[str, str] = {
+    **SAMPLE_METRICS,
+    **REWARD_PART_METRICS,
+    **LEARNER_METRICS,
+    **ENTROPY_METRICS,
+    **REWARD_POOL_METRICS,
+}
 """Every per-domain key of a step's metrics record (`record["domains"][d]`), with its meaning."""
 
 NON_SCALAR_METRICS = frozenset({"reward_errors"})

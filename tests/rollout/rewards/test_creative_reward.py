@@ -130,10 +130,11 @@ def test_scorer_combines_gate_novelty_and_judge_and_drops_an_unparsed_judgement(
     texts = ["the pale sea sings at dawn", "a cold wind over the sea", "the slow sea falls far away", "sea"]
     scores = scorer.score("Write a line about the sea.", texts, topic="sea")
     novelties = [s.info["novelty"] for s in scores]
-    assert scores[0].reward == pytest.approx((novelties[0] + 3 * 8 / 9) / 4, abs=1e-3)
-    assert scores[1].reward == pytest.approx(novelties[1], abs=1e-3)  # judge weight dropped
+    quality = [s.info["parts"]["quality"] for s in scores]
+    assert scores[0].reward == pytest.approx(quality[0] * (novelties[0] + 3 * 8 / 9) / 4, abs=1e-3)
+    assert scores[1].reward == pytest.approx(quality[1] * novelties[1], abs=1e-3)  # judge weight dropped
     assert scores[1].info["judge_dropped"] == "no idea"
-    assert scores[2].reward == pytest.approx(novelties[2] / 4, abs=1e-3)
+    assert scores[2].reward == pytest.approx(quality[2] * novelties[2] / 4, abs=1e-3)
     assert scores[3].reward == 0.0 and "length" in scores[3].info["gate"]
     assert len(judge.generate.prompts) == 3  # a failed gate is not sent to the judge
     # the unparsed judgement is ours (counted as an infrastructure failure), the failed gate the policy's
@@ -194,3 +195,104 @@ def test_engine_generate_adapts_a_rollout_engine():
             return [Sample(p, [], [], [], f"{len(p.text)}", "stop", 0) for p in prompts]
 
     assert engine_generate(FakeEngine())(["ab", "abc"]) == ["2", "3"]
+
+
+def test_fluency_fails_nonsense_and_word_salad_and_passes_the_suites_own_lines():
+    from counterpoint.rollout.rewards.fluency import FluencyScorer
+    from counterpoint.rollout.tasks.creative import synthetic_corpus
+
+    fluency = FluencyScorer(corpus=synthetic_corpus())
+    demos = [CreativeDomain().make(random.Random(1000 + i), "c")[1] for i in range(200)]
+    assert all(v.passed and v.value > 0.6 for v in fluency.score(demos))
+    nonsense, salad, loop, ok = fluency.score(
+        [
+            "under dark city sings fararararararararararararararararar",
+            "dawn at sings the sea pale",
+            "the sea sings. the sea sings! the sea sings?",
+            "under the city the pale song falls",
+        ]
+    )
+    assert not nonsense.passed and nonsense.reason.startswith("known words")
+    assert not salad.passed and salad.reason.startswith("word order")
+    assert not loop.passed and "repeat" in loop.reason
+    assert ok.passed and ok.parts["known_share"] == 1.0
+
+
+def test_the_default_runs_hack_no_longer_outscores_the_base_models_line():
+    dom = CreativeDomain()
+    prompt, _ = dom.make(random.Random(0), "c0")
+    hack, base = dom.score_group(
+        prompt, [" under dark city sings fararararararararararararararararar", " under the city the pale song falls"]
+    )
+    # scored as if on a city prompt: the topic is the prompt's, so put it in both
+    topic = prompt.reference["topic"]
+    hack, base = dom.score_group(
+        prompt,
+        [f" under dark {topic} sings fararararararararararararararararar", f" under the {topic} the pale song falls"],
+    )
+    assert (hack.reward, hack.error) == (0.0, RewardError.FLUENCY_FAILED)
+    assert base.reward > 0.5 and base.error is None and base.info["fluency_failed"] is False
+
+
+@pytest.mark.parametrize("kind", ["novelty", "preference", "diversity_weighted"])
+def test_every_kind_reports_its_parts(kind):
+    from counterpoint.rollout.config import CreativeDomainConfig
+
+    dom = CreativeDomain(CreativeDomainConfig(reward={"type": kind}).reward)
+    prompt, demo = dom.make(random.Random(0), "c0")
+    scores = dom.score_group(prompt, [demo, f" the wild {prompt.reference['topic']} sleeps all night"])
+    for s in scores:
+        assert {"quality", "fluency", "topic", "form"} <= set(s.info["parts"])
+        assert s.info["reward_type"] == kind
+    extra = {"novelty": "novelty", "diversity_weighted": "diversity", "preference": None}[kind]
+    if extra:
+        assert all(extra in s.info["parts"] for s in scores)
+    else:
+        assert scores[0].reward == scores[0].info["parts"]["quality"]  # quality only
+    # copies: novelty and diversity pay nothing, preference pays full quality (its collapse)
+    copies = dom.score_group(prompt, [demo] * 4)
+    assert all((s.reward > 0.5) == (kind == "preference") for s in copies)
+
+
+def test_judge_kind_scores_only_fluent_samples_and_an_unparsable_reply_is_ours():
+    from counterpoint.rollout.config import JudgeReward
+
+    asked = StubGenerate(["8", "nothing to say"])
+    scorer = CreativeScorer(JudgeReward(judge={"model_path": "/unused"}), judge=Judge(asked))
+    good, unparsed, nonsense = scorer.score(
+        "Write a line about the sea.",
+        ["the pale sea sings at dawn", "a cold wind over the sea", "sea qzvb lrop mnta wexu pfil"],
+        topic="sea",
+    )
+    assert good.reward == pytest.approx(7 / 9) and good.info["parts"]["judge"] == pytest.approx(7 / 9, abs=1e-4)
+    assert (unparsed.reward, unparsed.error) == (0.0, RewardError.JUDGE_UNPARSABLE) and unparsed.infrastructure_failure
+    assert (nonsense.reward, nonsense.error) == (0.0, RewardError.FLUENCY_FAILED)
+    assert len(asked.prompts) == 2  # the nonsense was never sent to the judge
+
+
+def test_reward_kinds_validate_by_type_and_old_sections_stay_novelty():
+    from counterpoint.rollout.config import CreativeDomainConfig, DiversityWeightedReward, PreferenceReward
+
+    assert CreativeDomainConfig(reward={"novelty_kind": "lexical"}).reward.type == "novelty"
+    assert isinstance(CreativeDomainConfig(reward="preference").reward, PreferenceReward)
+    assert isinstance(CreativeDomainConfig(reward={"type": "diversity_weighted"}).reward, DiversityWeightedReward)
+    with pytest.raises(ValueError, match="judge"):
+        CreativeDomainConfig(reward={"type": "judge"})  # the judge kind needs its judge
+    with pytest.raises(ValueError):
+        CreativeDomainConfig(reward={"type": "preference", "novelty_weight": 1.0})  # not a preference field
+
+
+def test_part_metrics_average_the_parts_and_count_fluency_failures():
+    from counterpoint.rollout.records import Score
+    from counterpoint.rollout.rewards.parts import PART_METRICS, part_metrics
+    from counterpoint.trainer.curriculum.metric_names import DOMAIN_METRICS
+
+    scores = [
+        Score(0.5, None, {"parts": {"quality": 1.0, "novelty": 0.5}, "fluency_failed": False}),
+        Score(0.0, None, {"parts": {"quality": 0.0, "novelty": 0.9}, "fluency_failed": True}, "fluency_failed"),
+    ]
+    m = part_metrics(scores)
+    assert m["reward_quality_mean"] == 0.5 and m["reward_novelty_mean"] == pytest.approx(0.7)
+    assert m["reward_judge_mean"] is None and m["fluency_failed_fraction"] == 0.5
+    assert set(m) == set(PART_METRICS) and set(PART_METRICS) <= set(DOMAIN_METRICS)
+    assert part_metrics([Score(1.0, True)]) == {}  # math and code add nothing
