@@ -24,17 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-SMALL = [
-    "model.tiny.warm_start_max_steps=150",
-    "model.tiny.warm_start_target_accuracy=1.0",
-    "generation.prompts_per_step=6",
-    "generation.samples_per_prompt=4",
-    "generation.max_response_tokens=8",
-    "domains.math.eval.prompts=4",
-    "domains.math.weight=1",
-    "domains.code.eval.prompts=4",
-    "domains.code.reward_workers=1",
-    "domains.creative.eval.prompts=4",
+FAULT_SETTINGS = [
     "run.checkpoint_every_steps=2",
     "run.max_restarts=3",
     "cluster.timeouts.generate_seconds=10",
@@ -42,6 +32,8 @@ SMALL = [
     "cluster.timeouts.reward_seconds=10",
     "cluster.timeouts.learner_seconds=20",
 ]
+"""On top of the shipped smoke config: a checkpoint every 2 steps, room for the learner failures,
+and short call timeouts so a stopped actor is found in seconds."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +110,7 @@ def run_with_faults(out: Path, faults: list[Fault], *, steps: int, resume_steps:
     from counterpoint.config import load_config
     from counterpoint.trainer.run_folder import RunFolder
 
-    cfg = load_config(overrides=[*SMALL, f"run.steps={steps}", f"run.output_dir={out}", *extra])
+    cfg = load_config("smoke", overrides=[*FAULT_SETTINGS, f"run.steps={steps}", f"run.output_dir={out}", *extra])
     run = RunFolder(out / "faults")
     done, injected = threading.Event(), []
     thread = threading.Thread(target=inject, args=(run.path, run.run_id, faults, done, injected), daemon=True)

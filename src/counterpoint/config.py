@@ -234,9 +234,18 @@ def default_config_path() -> Path:
     return Path(str(resources.files("counterpoint") / "configs" / "default.yaml"))
 
 
+def shipped_config_path(name: str) -> Path | None:
+    """The shipped config `name` (`smoke`, `default`, ...; with or without `.yaml`), if one exists."""
+    path = default_config_path().with_name(name if name.endswith(".yaml") else f"{name}.yaml")
+    return path if path.is_file() and "/" not in name else None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> CounterpointConfig:
-    """Load a YAML config (the shipped default when `path` is None) and apply `a.b=value` overrides."""
+    """Load a YAML config (the shipped default when `path` is None; a shipped config by its name,
+    e.g. `smoke`, when no such file exists) and apply `a.b=value` overrides."""
     path = Path(path) if path else default_config_path()
+    if not path.exists() and shipped_config_path(str(path)) is not None:
+        path = shipped_config_path(str(path))
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:

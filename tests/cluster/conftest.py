@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.helpers import SMALL, free_ports
+from tests.cluster.helpers import SMOKE, free_ports
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def model_cache(tmp_path_factory) -> Path:
     from counterpoint.trainer.models import resolve_model
 
     cache = tmp_path_factory.mktemp("model-cache")
-    cfg = load_config(overrides=[*SMALL, f"model.cache_dir={cache}"])
+    cfg = load_config(SMOKE, overrides=[f"model.cache_dir={cache}"])
     resolve_model(cfg.model, kinds_of(cfg.domains))
     return cache
 

@@ -6,21 +6,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-SMALL = [
-    "run.steps=2",
-    # enough warm start that some groups earn unequal rewards (11% greedy math, 38 s to build):
-    # their gradients are the policy loss's own, with no entropy bonus to make one up
-    "model.tiny.warm_start_max_steps=150",
-    "model.tiny.warm_start_target_accuracy=1.0",
-    "generation.prompts_per_step=6",
-    "generation.samples_per_prompt=4",
-    "generation.max_response_tokens=8",
-    "domains.math.eval.prompts=4",
-    "domains.math.weight=1",
-    "domains.code.eval.prompts=4",
-    "domains.code.reward_workers=1",
-    "domains.creative.eval.prompts=4",
-]
+SMOKE = "smoke"
+"""The shipped smoke config (src/counterpoint/configs/smoke.yaml): the default run's shape cut to
+2 small steps, with a tiny model warm-started enough that some groups earn unequal rewards (their
+gradients are the policy loss's own, with no entropy bonus to make one up)."""
 
 
 def informative(record: dict) -> bool:
@@ -29,7 +18,8 @@ def informative(record: dict) -> bool:
 
 
 def small_overrides(tmp_path: Path, cache: Path, *extra: str) -> list[str]:
-    return [*SMALL, f"model.cache_dir={cache}", f"run.output_dir={tmp_path / 'runs'}", *extra]
+    """Overrides of the smoke config for one test: its model cache and run folder, then `extra`."""
+    return [f"model.cache_dir={cache}", f"run.output_dir={tmp_path / 'runs'}", *extra]
 
 
 def free_port() -> int:

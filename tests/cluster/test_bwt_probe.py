@@ -8,7 +8,7 @@ import pytest
 from counterpoint.config import load_config
 from counterpoint.trainer.run_folder import RunFolder
 
-from .helpers import informative, small_overrides
+from .helpers import SMOKE, informative, small_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -18,6 +18,7 @@ def test_bwt_policy_probes_then_trains_in_the_chosen_order(tmp_path, model_cache
     from counterpoint.trainer.curriculum.controller import ScheduleController
 
     cfg = load_config(
+        SMOKE,
         overrides=small_overrides(
             tmp_path,
             model_cache,
@@ -26,7 +27,7 @@ def test_bwt_policy_probes_then_trains_in_the_chosen_order(tmp_path, model_cache
             "schedule.policy.order=[math, creative]",
             "schedule.policy.probe_steps=1",
             "schedule.policy.steps_per_stage=1",
-        )
+        ),
     )
     run = RunFolder(tmp_path / "runs" / "bwt")
     run_training(cfg, run)

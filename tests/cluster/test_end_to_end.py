@@ -14,7 +14,7 @@ import torch
 from counterpoint.config import load_config
 from counterpoint.trainer.run_folder import RunFolder
 
-from .helpers import informative, small_overrides
+from .helpers import SMOKE, informative, small_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def test_two_real_steps(tmp_path, model_cache):
     from counterpoint.cluster.launch import run_training
 
     # a large step, so a rollout engine left with stale weights would show in the mismatch
-    cfg = load_config(overrides=small_overrides(tmp_path, model_cache, "learner.learning_rate=0.01"))
+    cfg = load_config(SMOKE, overrides=small_overrides(tmp_path, model_cache, "learner.learning_rate=0.01"))
     run = RunFolder(tmp_path / "runs" / "it")
     summary = run_training(cfg, run)
 

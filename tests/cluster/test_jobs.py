@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from .helpers import small_overrides
+from .helpers import SMOKE, small_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def test_submit_follow_status_list(tmp_path, model_cache, ray_cluster):
     from counterpoint.config import load_config, resolved_json
 
-    cfg = load_config(overrides=small_overrides(tmp_path, model_cache, "run.name=jobtest"))
+    cfg = load_config(SMOKE, overrides=small_overrides(tmp_path, model_cache, "run.name=jobtest"))
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump(json.loads(resolved_json(cfg))))
     cli = [sys.executable, "-m", "counterpoint"]

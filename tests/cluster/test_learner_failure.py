@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .helpers import small_overrides
+from .helpers import SMOKE, small_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,9 @@ def test_learner_rank_failure_restarts_from_checkpoint(tmp_path, model_cache):
     from counterpoint.config import load_config
     from counterpoint.trainer.run_folder import RunFolder
 
-    cfg = load_config(overrides=small_overrides(tmp_path, model_cache, "run.steps=4", "run.checkpoint_every_steps=2"))
+    cfg = load_config(
+        SMOKE, overrides=small_overrides(tmp_path, model_cache, "run.steps=4", "run.checkpoint_every_steps=2")
+    )
     run = RunFolder(tmp_path / "runs" / "lf")
     killed = []
 

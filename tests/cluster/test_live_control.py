@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import free_port, small_overrides
+from .helpers import SMOKE, free_port, small_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -90,9 +90,10 @@ def test_operator_steers_a_live_run_through_failures(tmp_path, model_cache):
     from counterpoint.trainer.run_folder import RunFolder
 
     cfg = load_config(
+        SMOKE,
         overrides=small_overrides(
             tmp_path, model_cache, "run.steps=6", "schedule.policy=stages", STAGES, "schedule.pause_poll_seconds=0.2"
-        )
+        ),
     )
     runs_dir = tmp_path / "runs"
     run = RunFolder(runs_dir / "live")

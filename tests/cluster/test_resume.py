@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from .helpers import small_overrides
+from .helpers import SMOKE, small_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +18,10 @@ def test_stop_midway_and_resume(tmp_path, model_cache):
     from counterpoint.config import load_config, resolved_json
 
     cfg = load_config(
+        SMOKE,
         overrides=small_overrides(
             tmp_path, model_cache, "run.steps=5", "run.checkpoint_every_steps=2", "run.name=resumable"
-        )
+        ),
     )
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump(json.loads(resolved_json(cfg))))

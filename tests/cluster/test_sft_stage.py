@@ -9,7 +9,7 @@ import torch
 from counterpoint.config import load_config
 from counterpoint.trainer.run_folder import RunFolder
 
-from .helpers import small_overrides
+from .helpers import SMOKE, small_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +26,10 @@ def test_sft_stage_trains_demonstrations_and_changes_the_weights(tmp_path, model
 
     # no entropy bonus: the only gradient is the demonstrations' negative log-likelihood
     cfg = load_config(
+        SMOKE,
         overrides=small_overrides(
             tmp_path, model_cache, "run.steps=1", "schedule.policy=stages", SFT_ONLY, "learner.entropy.coef=0.0"
-        )
+        ),
     )
     run = RunFolder(tmp_path / "runs" / "sft")
     run_training(cfg, run)
