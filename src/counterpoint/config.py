@@ -236,8 +236,10 @@ def default_config_path() -> Path:
 
 def shipped_config_path(name: str) -> Path | None:
     """The shipped config `name` (`smoke`, `default`, ...; with or without `.yaml`), if one exists."""
+    if not name or "/" in name or name.startswith("."):
+        return None
     path = default_config_path().with_name(name if name.endswith(".yaml") else f"{name}.yaml")
-    return path if path.is_file() and "/" not in name else None
+    return path if path.is_file() else None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> CounterpointConfig:
