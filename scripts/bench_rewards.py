@@ -6,12 +6,13 @@ a group of 8 distinct responses per round-trip, in three answer styles), sandbox
 per second with 1 and 2 concurrent workers (threads calling the bubblewrap sandbox, each run a
 fresh program against 4 tests), and creative novelty samples per second, lexical (character
 trigrams, MinHash against the memory) and embedding (all-MiniLM-L6-v2 on one CPU thread), for short
-lines and for paragraphs, against a full 512-entry memory. It prints the machine's load before and
-after, because on a shared 2-core box the rates move with whatever else is running; the CPU time
-per item beside each rate does not, and bounds what an idle box can do. Nothing is
-trained and nothing is written; it takes about a minute.
+lines and for paragraphs, against a full 512-entry memory, and the whole creative reward per kind
+(gate, fluency, quality and the kind's term; `--reference-model DIR` adds fluency's `order: lm`).
+It prints the machine's load before and after, because on a shared 2-core box the rates move with
+whatever else is running; the CPU time per item beside each rate does not, and bounds what an idle
+box can do. Nothing is trained and nothing is written; it takes about a minute.
 
-    python scripts/bench_rewards.py [--seconds 4]
+    python scripts/bench_rewards.py [--seconds 4] [--only creative,creative_kinds] [--reference-model DIR]
 """
 
 from __future__ import annotations
@@ -128,12 +129,57 @@ def bench_creative(seconds: float) -> dict[str, tuple[float, float]]:
     return out
 
 
+def bench_creative_kinds(seconds: float, reference_model: str | None = None) -> dict[str, tuple[float, float]]:
+    """Whole creative scoring (gate, fluency, quality, then the kind's term) on groups of 8 short
+    lines (half the suite's demonstrations, half random words), the way a reward worker scores
+    them; with `reference_model`, also fluency's `order: lm` on that causal-LM folder."""
+    from counterpoint.rollout.config import DiversityWeightedReward, PreferenceReward
+    from counterpoint.rollout.tasks.creative import CreativeDomain
+
+    rng = random.Random(1)
+    out = {}
+    for label, reward in (
+        ("novelty", CreativeReward()),
+        ("preference", PreferenceReward()),
+        ("diversity_weighted", DiversityWeightedReward()),
+        ("novelty, fluency off", CreativeReward(fluency={"enabled": False})),
+        *(
+            [("novelty, fluency order lm", CreativeReward(fluency={"order": "lm", "reference_model": reference_model}))]
+            if reference_model
+            else []
+        ),
+    ):
+        domain = CreativeDomain(reward)
+        domain.warm_up()
+
+        def group() -> int:
+            prompt, demo = domain.make(rng, "bench")
+            responses = [demo if i % 2 else " " + " ".join(_texts(rng, 7, 1)) for i in range(GROUP)]
+            return len(domain.score_group(prompt, responses))
+
+        out[f"creative {label}, whole reward, short lines"] = timed(group, seconds)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="time per measurement")
+    parser.add_argument("--only", default="", help="comma-separated: math,code,creative,creative_kinds")
+    parser.add_argument(
+        "--reference-model", default=None, help="a causal-LM folder: also time fluency's `order: lm` on it"
+    )
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
-    rows = {**bench_math(args.seconds), **bench_code(args.seconds), **bench_creative(args.seconds)}
+    only = args.only.split(",") if args.only else ["math", "code", "creative", "creative_kinds"]
+    benches = {
+        "math": bench_math,
+        "code": bench_code,
+        "creative": bench_creative,
+        "creative_kinds": lambda seconds: bench_creative_kinds(seconds, args.reference_model),
+    }
+    rows = {}
+    for name in only:
+        rows.update(benches[name](args.seconds))
     width = max(map(len, rows))
     print(f"{'':<{width}}  {'per s':>8}  {'CPU ms each':>11}")
     for name, (rate, cpu_ms) in rows.items():

@@ -1,16 +1,21 @@
-"""Creative writing: synthetic one-line prompts, and the creative reward shared by its suites.
+"""Creative writing: synthetic one-line prompts, and the creative rewards shared by its suites.
 
-Reward = quality gate × weighted mean of (novelty, judge):
-- the gate is rule-based: a length window, the topic present, no degenerate repetition; a sample
-  that fails it scores 0 whatever else it does;
-- novelty pays for range, which RL on verifiable domains tends to take away (docs/research.md
-  section 7): distance to the other samples of the group and to a rolling memory of the run's
-  recent outputs, lexical (character trigrams, no model) or semantic (MiniLM embeddings);
-- an LLM judge scores the response against a rubric (optional). Its weight is dropped for a
-  sample whose judgement does not parse, and the weights are renormalised over what remains.
+Every kind starts from one quality score (`CreativeScorer.quality`):
+- the gate is rule-based: a length window, the topic present, no degenerate repetition, not a copy
+  of the prompt; a sample that fails it scores 0 whatever else it does;
+- fluency (rollout/rewards/fluency.py): known English words and a word order a reference model
+  finds likely; a sample that fails it scores 0 too, so nonsense with the topic word never pays;
+- quality is then the weighted mean of fluency, topic fit and form.
 
-`Score.error` says why a sample did not get the full reward it was due: `gate_failed` (the
-policy's) or `judge_unparsable` (ours: an infrastructure failure the step metrics count).
+The kind (`reward.type`) decides what else pays: `novelty` (quality × novelty against the group
+and a rolling memory, optionally mixed with a judge; range, which RL on verifiable domains tends
+to take away, docs/research.md section 7), `preference` (quality alone), `judge` (an LLM judge's
+rubric score for fluent samples), `diversity_weighted` (quality × 1 − mean similarity to the
+group). Each part goes to `Score.info["parts"]`.
+
+`Score.error` says why a sample did not get the full reward it was due: `gate_failed` or
+`fluency_failed` (the policy's), or `judge_unparsable` (ours: an infrastructure failure the step
+metrics count).
 
 The synthetic suite asks for a short line on a topic, sized for the built-in tiny model.
 """
@@ -228,7 +233,11 @@ class CreativeScorer:
                 info["fluency_failed"] = not flu.passed
                 if passed and not flu.passed:
                     error = RewardError.FLUENCY_FAILED
-            weights = ((q.fluency_weight, parts["fluency"]), (q.topic_weight, parts["topic"]), (q.form_weight, parts["form"]))
+            weights = (
+                (q.fluency_weight, parts["fluency"]),
+                (q.topic_weight, parts["topic"]),
+                (q.form_weight, parts["form"]),
+            )
             total = sum(w for w, _ in weights)
             value = sum(w * v for w, v in weights) / total if total else 1.0
             parts["quality"] = round(value if error is None else 0.0, 4)

@@ -6,7 +6,8 @@ metrics), never a silent 0.
 The judge model is the session's tiny model (`model_cache`), 0.6M parameters trained on the
 synthetic domains: FAR too small to judge writing. It replies a number or more words of a line,
 whatever the writing, so this test shows plumbing, parsing and failure handling only, not
-judgement. About a minute on 2 cores (the tiny-model build, then the engine's start).
+judgement. It also reads the same folder as the fluency check's `order: lm` reference model.
+A few minutes on 2 shared cores (the tiny-model build, then the engine's start).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import random
 
 import pytest
 
+from counterpoint.rollout.config import FluencyConfig
 from counterpoint.rollout.engine import VLLM_ENV
 from counterpoint.rollout.records import RewardError, Sample, ScoredSample
+from counterpoint.rollout.rewards.fluency import FluencyScorer
 from counterpoint.rollout.rewards.judge import Judge, parse_score
 from counterpoint.rollout.rewards.reward_worker import RewardWorker
 from counterpoint.trainer.metrics import sample_metrics
@@ -84,3 +87,10 @@ def test_judge_reward_through_a_real_vllm_engine(model_cache, monkeypatch):
     assert metrics["reward_errors"]["judge_unparsable"] == len(unparsable)
     assert metrics["reward_failure_fraction"] == pytest.approx(len(unparsable) / 3)
     assert metrics["fluency_failed_fraction"] == pytest.approx(1 / 3)
+
+    # The fluency check's other reference model, `order: lm`: the same folder read with plain
+    # transformers, batched. Even this barely trained model puts random letters below its own lines.
+    lm = FluencyScorer(FluencyConfig(order="lm", reference_model=str(judge_model)))
+    verdicts = lm.score([demo, f" {topic} qzvb lrop mnta wexu pfil"], prefix=prompt.text)
+    line, letters = (v.parts["order_logprob"] for v in verdicts)
+    assert letters < line < 0 and not verdicts[1].passed

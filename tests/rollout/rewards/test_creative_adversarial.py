@@ -136,3 +136,10 @@ def test_print_the_adversarial_table():
     for name, got, _, why in rows:
         print(f"| {name} | " + " | ".join(f"{got[k]:.2f}" for k in kinds) + f" | {why} |")
     assert all(got[k] < decent[k] for _, got, decent, _ in rows for k in kinds)
+
+
+def test_without_fluency_the_default_runs_hack_pays_again():
+    """The reason for the fluency check: with it off, nonsense with the topic word beats the line."""
+    scorer = CreativeScorer(CreativeReward(fluency={"enabled": False}))
+    case, decent = score_case(scorer, CASES["nonsense with the topic word"])
+    assert case.reward > decent.reward and "fluency_failed" not in case.info

@@ -221,10 +221,7 @@ def test_fluency_fails_nonsense_and_word_salad_and_passes_the_suites_own_lines()
 def test_the_default_runs_hack_no_longer_outscores_the_base_models_line():
     dom = CreativeDomain()
     prompt, _ = dom.make(random.Random(0), "c0")
-    hack, base = dom.score_group(
-        prompt, [" under dark city sings fararararararararararararararararar", " under the city the pale song falls"]
-    )
-    # scored as if on a city prompt: the topic is the prompt's, so put it in both
+    # the lines of docs' example (0.85 vs 0.71 before), on this prompt's topic
     topic = prompt.reference["topic"]
     hack, base = dom.score_group(
         prompt,
@@ -296,3 +293,59 @@ def test_part_metrics_average_the_parts_and_count_fluency_failures():
     assert m["reward_judge_mean"] is None and m["fluency_failed_fraction"] == 0.5
     assert set(m) == set(PART_METRICS) and set(PART_METRICS) <= set(DOMAIN_METRICS)
     assert part_metrics([Score(1.0, True)]) == {}  # math and code add nothing
+
+
+def test_sample_metrics_carry_the_creative_parts_per_domain():
+    from counterpoint.rollout.records import Prompt, Sample, Score, ScoredSample
+    from counterpoint.trainer.metrics import sample_metrics
+
+    dom = CreativeDomain()
+    prompt, demo = dom.make(random.Random(0), "creative/train/0")
+    texts = [demo, " " + prompt.reference["topic"] + " qzvb lrop mnta wexu pfil"]
+    rows = [
+        ScoredSample(Sample(prompt, [1], [2], [-1.0], t, "stop", 0), s)
+        for t, s in zip(texts, dom.score_group(prompt, texts))
+    ]
+    rows.append(ScoredSample(Sample(Prompt("math", "m0", "q"), [1], [2], [-1.0], "1", "stop", 0), Score(1.0, True)))
+    m = sample_metrics(rows)
+    assert m["creative"]["fluency_failed_fraction"] == 0.5
+    assert m["creative"]["reward_quality_mean"] == pytest.approx(rows[0].score.info["parts"]["quality"] / 2)
+    assert m["creative"]["reward_errors"] == {"fluency_failed": 1}
+    assert "fluency_failed_fraction" not in m["math"]
+
+
+def test_fluency_with_a_reference_lm_batches_and_uses_the_lm_thresholds():
+    from counterpoint.rollout.config import FluencyConfig
+    from counterpoint.rollout.rewards.fluency import FluencyScorer
+
+    class FakeLM:
+        calls = []
+
+        def mean_logprobs(self, texts, prefix=""):
+            self.calls.append((list(texts), prefix))
+            return [-1.0 if "sings" in t else -5.0 for t in texts]
+
+    fake = FakeLM()
+    fluency = FluencyScorer(FluencyConfig(order="lm", reference_model="/unused"), lm=fake)
+    good, bad = fluency.score(["the pale sea sings at dawn", "the pale sea at dawn"], prefix="Write.")
+    assert len(fake.calls) == 1 and fake.calls[0][1] == "Write."  # one batch, read after the prompt
+    assert good.passed and good.value == 1.0  # -1.0 is above the lm default's full marks (-1.5)
+    assert not bad.passed and "< -3" in bad.reason
+    with pytest.raises(ValueError, match="reference_model"):
+        FluencyConfig(order="lm")
+    with pytest.raises(ValueError, match="must be above"):
+        FluencyConfig(order="none", order_floor=1.0, order_full=0.0)
+
+
+def test_writingbench_falls_back_to_word_checks_without_demonstrations():
+    dom = WritingBenchDomain()
+    assert dom.scorer.fluency.cfg.order == "none"  # no demonstrations to fit a bigram model to
+    prompt, _ = dom.make(random.Random(0), "creative/train/0")
+    rng = random.Random(0)
+    subjects = "the baker,my sister,an old sailor,the mayor,a quiet child,our neighbour".split(",")
+    verbs = "walked to,looked at,spoke about,thought of,wrote about,dreamed of".split(",")
+    objects = "the harbour,the first snow,a letter,the market,the long winter,her garden".split(",")
+    sentences = {f"{s} {v} {o}." for s in subjects for v in verbs for o in objects}
+    essay = " ".join(rng.sample(sorted(sentences), 20))
+    [ok, gibberish] = dom.score_group(prompt, [essay, _prose(3, 300)])
+    assert ok.info["fluency"] == "ok" and gibberish.error == RewardError.FLUENCY_FAILED
