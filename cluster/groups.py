@@ -105,9 +105,10 @@ class RayRollout:
         self.weights_ref, self.version = None, 0
 
     def generate(
-        self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int, temperature: float
+        self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int, temperature: float, **sampling
     ) -> list[Sample]:
-        kwargs = dict(samples_per_prompt=samples_per_prompt, max_tokens=max_tokens, temperature=temperature)
+        """`sampling`: a domain's top_p, top_k, stop, passed to every engine as they are."""
+        kwargs = dict(samples_per_prompt=samples_per_prompt, max_tokens=max_tokens, temperature=temperature, **sampling)
         calls = [
             (e, c, e.generate.remote(c, **kwargs))
             for e, c in zip(self.engines, _split(prompts, len(self.engines)))

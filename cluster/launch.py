@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import time
@@ -16,9 +17,11 @@ from pathlib import Path
 
 from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.config import ConfigError, CounterpointConfig, apply_override, config_from_dict, resolved_json
-from counterpoint.rollout.domains import kinds_of, sandbox_limits, task_source
+from counterpoint.rollout.data import DataError
+from counterpoint.rollout.domains import check_sources, kinds_of, sandbox_limits, task_source
 from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
 from counterpoint.trainer.batch import encode_demonstration
+from counterpoint.trainer.chat import check_chat_template, prompt_counter, rendered_sources
 from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
 from counterpoint.trainer.config import BwtPolicy
 from counterpoint.trainer.curriculum.controller import STATE_FILE, ScheduleController
@@ -48,6 +51,7 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     """Train one run. With `resume`, `run` is an existing run folder and training continues
     from its last checkpoint: learner and optimizer, task cursors, entropy controllers, RNG."""
     started = time.time()
+    check_inputs(cfg)  # the user's data and reward functions, before a run folder or an actor exists
     run = run or RunFolder.create(Path(cfg.run.output_dir), cfg.run.name)
     state = None
     if resume:
@@ -65,6 +69,7 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     run.event("start", run_id=run.run_id, resume=resume)
     log.info("run %s: writing to %s", run.run_id, run.path)
     model_dir = resolve_model(cfg.model, kinds_of(cfg.domains))
+    check_model_inputs(cfg, model_dir)
     failures = 0
     while True:
         try:
@@ -88,6 +93,32 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     run.write_json("summary.json", summary)
     run.event("end", seconds=summary["seconds"])
     return summary
+
+
+def plugin_import_path() -> list[str]:
+    """Where the reward workers import a python domain's function from: the driver's working
+    directory, then PYTHONPATH, as absolute paths (a Ray worker runs in another directory)."""
+    entries = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return list(dict.fromkeys(str(Path(e).absolute()) for e in entries))
+
+
+def check_inputs(cfg: CounterpointConfig) -> None:
+    """Every domain's rows read and checked, every reward function imported: a `ConfigError`
+    naming the field, the file and the first bad row, before any actor starts."""
+    try:
+        check_sources(cfg.domains, plugin_import_path())
+    except DataError as err:
+        raise ConfigError(str(err)) from None
+
+
+def check_model_inputs(cfg: CounterpointConfig, model_dir: Path) -> None:
+    """What needs the resolved model: `model.chat_template.apply: true` needs a template."""
+    from transformers import AutoTokenizer
+
+    try:
+        check_chat_template(AutoTokenizer.from_pretrained(str(model_dir)), cfg.model.chat_template, str(model_dir))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _session(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, state: dict | None) -> dict:
@@ -154,7 +185,9 @@ def _create_parts(
 
     gen, lcfg = cfg.generation, cfg.learner
     cache = Path(cfg.model.cache_dir).expanduser()
-    max_len = _max_model_len(model_dir, gen.max_response_tokens)
+    max_prompt, max_response = cfg.max_tokens()
+    max_len = _max_model_len(model_dir, max_prompt + max_response)
+    import_path = plugin_import_path()
     prefix = f"counterpoint-{run.run_id}"
     engines = [
         RolloutActor.options(
@@ -173,7 +206,7 @@ def _create_parts(
         d: [
             RewardActor.options(
                 num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", resources=_reward_resources(cfg, dc), **RESTARTABLE
-            ).remote(d, dc)
+            ).remote(d, dc, import_path if dc.kind == "python" else None)
             for w in range(dc.reward_workers)
         ]
         for d, dc in cfg.domains.items()
@@ -196,7 +229,7 @@ def _create_parts(
         model_dir=str(model_dir),
         cfg=lcfg,
         domains=list(cfg.domains),
-        max_response_tokens=gen.max_response_tokens,
+        max_response_tokens=max_response,
         micro_batches=_micro_batches(cfg),
         seed=cfg.run.seed,
         cache_dir=str(cache),
@@ -205,6 +238,7 @@ def _create_parts(
     # The driver only draws prompts: its domain objects never score (no checker processes here).
     sources = {d: task_source(d, dc, cfg.run.seed) for d, dc in cfg.domains.items()}
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    sources = rendered_sources(sources, tokenizer, cfg.model.chat_template)  # the model's chat template
     components = [
         f"ray {_version('ray')} ({ray_desc})",
         f"vllm {_vllm_version()} x{gen.engines} engine",
@@ -226,6 +260,8 @@ def _create_parts(
         entropy_coefficients(cfg),
         None,
         partial(encode_demonstration, tokenizer),
+        prompt_counter(tokenizer),
+        max_len,
     )
     return parts, components
 
@@ -272,9 +308,10 @@ def _micro_batches(cfg: CounterpointConfig) -> int:
     return max(1, -(-per_rank // cfg.learner.micro_batch_sequences))
 
 
-def _max_model_len(model_dir: Path, max_response_tokens: int) -> int:
+def _max_model_len(model_dir: Path, max_tokens: int) -> int:
+    """The engines' context: the longest prompt plus the longest response, within the model's."""
     positions = json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings", 2048)
-    return min(positions, 512 + max_response_tokens)
+    return min(positions, max_tokens)
 
 
 def _bwrap_version() -> str:

@@ -13,28 +13,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from counterpoint.configbase import Section
+from counterpoint.rollout.domain_config import DomainKind, EvalSpec, PythonDomainConfig, _Domain  # noqa: F401
 
-DomainKind = Literal["math", "code", "creative"]
 KINDS: tuple[str, ...] = ("math", "code", "creative")
-"""Every kind of domain, in the order the default config lists them."""
+"""The kinds with built-in suites, in the order the default config lists them."""
+ALL_KINDS: tuple[str, ...] = (*KINDS, "python")
+"""Every kind of domain (python: the user's rows and reward function, rollout/domain_config.py)."""
 DOMAIN_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 DomainName = Annotated[str, StringConstraints(pattern=DOMAIN_NAME_PATTERN)]
 """A domain's name: what prompts, metrics, advantages and the schedule are grouped by."""
-
-
-class EvalSpec(Section):
-    """A domain's held-out split and how it is decoded."""
-
-    prompts: int = Field(32, ge=1)
-    """Size of the held-out eval split."""
-    samples_per_prompt: int = Field(1, ge=1)
-    """Responses per eval prompt: 1 (greedy) for checkable domains; a group for open-ended ones,
-    whose novelty reward is only defined against other samples."""
-    temperature: float = Field(0.0, ge=0.0, allow_inf_nan=False)
-    """0 decodes greedily."""
 
 
 class MathReward(Section):
@@ -142,18 +132,30 @@ class FluencyConfig(Section):
     reference_model: str | None = None
     """A causal-LM folder for `order: lm` (e.g. the base model a run trains from), read with plain
     transformers on CPU in the worker."""
-    order_floor: float = Field(-4.0, allow_inf_nan=False)
-    """Mean log-prob (nats per word for "bigram", per token for "lm") below which a text fails. The
-    bigram default is measured on the synthetic suite: its demonstrations score -1.8 to -2.9, the
-    same lines shuffled -3.6 to -10.3 (1.3% above -4); recalibrate it for `order: lm`."""
-    order_full: float = Field(-2.5, allow_inf_nan=False)
-    """Mean log-prob at or above which the order part of the fluency value is 1 (linear between)."""
+    order_floor: float | None = Field(None, allow_inf_nan=False)
+    """Mean log-prob (nats per word for "bigram", per token for "lm") below which a text fails.
+    None: measured defaults, -4.0 for "bigram" (the synthetic suite's demonstrations score -1.8 to
+    -2.9, the same lines shuffled -3.6 to -10.3, 1.3% of them above -4) and -3.0 for "lm" (the
+    default tiny model: demonstrations -0.6 to -1.9, shuffled -4.0 to -12.1). Recalibrate it for
+    another suite or reference model."""
+    order_full: float | None = Field(None, allow_inf_nan=False)
+    """Mean log-prob at or above which the order part of the fluency value is 1 (linear from the
+    floor). None: -2.5 for "bigram", -1.5 for "lm"."""
     max_repeated_bigram_share: float = Field(0.2, ge=0.0, le=1.0, allow_inf_nan=False)
-    """Largest share of word pairs (punctuation stripped) that may repeat an earlier pair."""
+    """Largest share of word pairs (punctuation stripped) that may repeat an earlier pair, in texts
+    of up to 40 words (longer ones: the gate's repeated 4-gram rule)."""
     bigram_alpha: float = Field(2.0, gt=0.0, allow_inf_nan=False)
     """Dirichlet smoothing of the bigram model (higher: unseen pairs cost less)."""
     batch_size: int = Field(64, ge=1)
     """Texts per forward pass of the reference LM."""
+
+    @model_validator(mode="after")
+    def _check_order(self) -> FluencyConfig:
+        if self.order == "lm" and self.reference_model is None:
+            raise ValueError("reference_model: required when order is 'lm' (a causal-LM folder)")
+        if self.order_floor is not None and self.order_full is not None and self.order_full <= self.order_floor:
+            raise ValueError(f"order_full ({self.order_full}) must be above order_floor ({self.order_floor})")
+        return self
 
 
 class QualityConfig(Section):
@@ -277,20 +279,6 @@ CreativeRewardConfig = Annotated[
 CREATIVE_REWARD_TYPES = ("novelty", "preference", "judge", "diversity_weighted")
 
 
-class _Domain(Section):
-    """What every domain has, whatever its kind."""
-
-    kind: DomainKind
-    """What the domain is: "math", "code" or "creative" (its rewards and suites). May be left out
-    when the domain's name is a kind."""
-    weight: float = Field(1.0, ge=0.0, allow_inf_nan=False)
-    """Share of each step's prompts given to this domain (weights are normalised over domains)."""
-    reward_workers: int = Field(1, ge=1)
-    """Reward actors serving this domain."""
-    eval: EvalSpec = EvalSpec()
-    """The held-out split and how it is decoded."""
-
-
 class MathDomainConfig(_Domain):
     """A domain of kind math: problems with a checkable answer."""
 
@@ -327,12 +315,15 @@ class CreativeDomainConfig(_Domain):
     """The reward kind (`type`) and its settings; see docs/rewards.md#creative."""
 
 
-DomainConfig = Annotated[MathDomainConfig | CodeDomainConfig | CreativeDomainConfig, Field(discriminator="kind")]
+DomainConfig = Annotated[
+    MathDomainConfig | CodeDomainConfig | CreativeDomainConfig | PythonDomainConfig, Field(discriminator="kind")
+]
 """One domain's config slice, by kind."""
 DOMAIN_CONFIGS: dict[str, type[_Domain]] = {
     "math": MathDomainConfig,
     "code": CodeDomainConfig,
     "creative": CreativeDomainConfig,
+    "python": PythonDomainConfig,
 }
 
 
@@ -358,11 +349,11 @@ def fill_kinds(domains: Any) -> Any:
         if isinstance(entry, dict):
             kind = entry.get("kind")
             if kind is None:
-                if name not in KINDS:
-                    raise ValueError(f"domains.{name}.kind: required (one of {', '.join(KINDS)})")
+                if name not in ALL_KINDS:
+                    raise ValueError(f"domains.{name}.kind: required (one of {', '.join(ALL_KINDS)})")
                 entry = {**entry, "kind": name}
-            elif kind not in KINDS:
-                raise ValueError(f"domains.{name}.kind: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+            elif kind not in ALL_KINDS:
+                raise ValueError(f"domains.{name}.kind: unknown kind {kind!r} (one of {', '.join(ALL_KINDS)})")
         out[name] = entry
     return out
 
@@ -375,7 +366,9 @@ class GenerationConfig(Section):
     samples_per_prompt: int = Field(4, ge=2)
     """G, the group size: responses sampled per prompt (GRPO needs at least 2)."""
     max_response_tokens: int = Field(24, ge=1)
-    """Longest response sampled, in tokens (training and eval)."""
+    """Longest response sampled, in tokens (training and eval; a domain's `sampling` may change it)."""
+    max_prompt_tokens: int = Field(512, ge=1)
+    """Longest prompt, in tokens (a domain's `sampling` may change it); longer ones are skipped."""
     temperature: float = Field(1.0, gt=0.0)
     """Sampling temperature for training rollouts; eval decodes as each domain's `eval` says."""
     engines: int = Field(1, ge=1)

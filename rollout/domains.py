@@ -21,6 +21,7 @@ from counterpoint.rollout.config import (
     CreativeDomainConfig,
     DomainConfig,
     MathDomainConfig,
+    PythonDomainConfig,
     SandboxConfig,
 )
 from counterpoint.rollout.tasks.base import TaskDomain, TaskSource
@@ -52,7 +53,12 @@ class Kind:
     def needs_sandbox(self) -> bool:
         return self.sandbox is not None
 
-    def build(self, name: str, cfg: Any) -> TaskDomain:
+    def build(self, name: str, cfg: Any, import_path: list[str] | None = None) -> TaskDomain:
+        if cfg.source is not None:  # the user's rows, scored as this kind scores
+            from counterpoint.rollout.tasks.files import FILE_DOMAINS
+
+            extra = {"import_path": import_path} if self.name == "python" else {}
+            return FILE_DOMAINS[self.name](cfg.reward, name=name, source=cfg.source, **extra)
         return self.suites[cfg.suite](cfg.reward, name=name)
 
 
@@ -83,6 +89,7 @@ KINDS: dict[str, Kind] = {
             "writingbench": _suite("writingbench", "WritingBenchDomain"),
         },
     ),
+    "python": Kind("python", PythonDomainConfig, {}),  # the user's rows and reward function only
 }
 """kind → `Kind`. A new kind is a config class in `rollout/config.py` (in the `DomainConfig`
 union) and an entry here."""
@@ -107,19 +114,44 @@ def kind_of(cfg: DomainConfig) -> Kind:
     return KINDS[cfg.kind]
 
 
-def build_domain(name: str, cfg: DomainConfig | Mapping[str, Any] | None = None) -> TaskDomain:
+def build_domain(
+    name: str, cfg: DomainConfig | Mapping[str, Any] | None = None, import_path: list[str] | None = None
+) -> TaskDomain:
     """The `TaskDomain` of domain `name` from its config slice (None: the defaults of the kind
     `name`). Cheap: checker processes, the sandbox check and a judge start on first scoring or at
-    a reward worker's `warm_up`, so a driver that only draws prompts starts none of them."""
+    a reward worker's `warm_up`, so a driver that only draws prompts starts none of them.
+    `import_path`: folders a python kind's reward function is imported from (before PYTHONPATH)."""
     cfg = domain_config(name, cfg)
-    return kind_of(cfg).build(name, cfg)
+    return kind_of(cfg).build(name, cfg, import_path)
 
 
 def task_source(name: str, cfg: DomainConfig | Mapping[str, Any] | None, seed: int) -> TaskSource:
     """The prompts of domain `name`: its `TaskDomain` behind a seeded cursor, with the held-out
-    split of `cfg.eval.prompts` prompts."""
+    split of `cfg.eval.prompts` prompts (a file source: its rows, read here, in the driver)."""
     cfg = domain_config(name, cfg)
+    if cfg.source is not None:
+        from counterpoint.rollout.tasks.files import RowSource
+
+        return RowSource(build_domain(name, cfg), seed, cfg.eval.prompts)
     return TaskSource(build_domain(name, cfg), seed, cfg.eval.prompts)
+
+
+def check_sources(domains: Mapping[str, DomainConfig], import_path: list[str] | None = None) -> None:
+    """Read and check every domain's rows and import every reward function, as the run will, so a
+    missing file, a misnamed field, an empty split or a function that does not import fails here
+    (a `DataError` naming the field), before any actor starts."""
+    from counterpoint.rollout.data import DataError, load_rows
+
+    for name, cfg in domains.items():
+        if cfg.source is not None:
+            load_rows(f"domains.{name}.source", cfg.kind, cfg.source)
+        if cfg.kind == "python":
+            from counterpoint.rollout.rewards.plugin import PluginImportError, check_plugin
+
+            try:
+                check_plugin(cfg.reward, import_path)
+            except PluginImportError as err:
+                raise DataError(f"domains.{name}.reward.function: {err}") from None
 
 
 def sandbox_limits(cfg: DomainConfig) -> SandboxConfig | None:

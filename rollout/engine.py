@@ -62,21 +62,24 @@ class RolloutEngine:
         samples_per_prompt: int,
         max_tokens: int,
         temperature: float,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        stop: list[str] | None = None,
     ) -> list[Sample]:
         """`samples_per_prompt` responses per prompt, grouped by prompt in order.
 
-        temperature 0 decodes greedily (eval). Log-probs are those of the sampled tokens under
-        the engine's own (unscaled) distribution.
+        temperature 0 decodes greedily (eval); `top_p`, `top_k`, `stop` (None: off) as a domain's
+        `sampling` says. Log-probs are those of the sampled tokens under the engine's own
+        (unscaled) distribution. A prompt rendered through the chat template goes in as token ids
+        tokenized without special tokens: the template wrote its own, so no second BOS is added.
         """
         from vllm import SamplingParams
 
+        extra = {k: v for k, v in (("top_p", top_p), ("top_k", top_k), ("stop", stop)) if v}
         params = SamplingParams(
-            n=samples_per_prompt,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            logprobs=0,
+            n=samples_per_prompt, temperature=temperature, max_tokens=max_tokens, logprobs=0, **extra
         )
-        outputs = self.llm.generate([p.text for p in prompts], params, use_tqdm=False)
+        outputs = self.llm.generate([self._input(p) for p in prompts], params, use_tqdm=False)
         samples = []
         for prompt, out in zip(prompts, outputs):
             for completion in out.outputs:
@@ -94,6 +97,12 @@ class RolloutEngine:
                     )
                 )
         return samples
+
+    def _input(self, prompt: Prompt):
+        if prompt.rendered is None:
+            return prompt.text  # vLLM tokenizes it as the model's tokenizer does by default
+        ids = self.llm.get_tokenizer()(prompt.rendered, add_special_tokens=False)["input_ids"]
+        return {"prompt_token_ids": ids}
 
     def update_weights(self, weights: dict, version: int) -> float:
         """Load new weights in place (HF parameter names); returns the seconds it took.

@@ -25,6 +25,14 @@ class Prompt:
     """The text fed to the model."""
     reference: dict[str, Any] = field(default_factory=dict)
     """Whatever the domain's reward needs: a gold answer, unit tests, a topic."""
+    rendered: str | None = None
+    """`text` rendered through the model's chat template, when one is applied
+    (`model.chat_template`): what the engine and the learner see. Rewards read `text`."""
+
+    @property
+    def model_input(self) -> str:
+        """What the model is given: the rendered prompt, or the text itself."""
+        return self.text if self.rendered is None else self.rendered
 
 
 @dataclass
@@ -66,6 +74,11 @@ class RewardError(StrEnum):
     JUDGE_UNPARSABLE = "judge_unparsable"
     """Creative: the judge's reply held no score in range (or there was none); its weight was
     dropped for that sample."""
+    PLUGIN_ERROR = "plugin_error"
+    """Python: the user's reward function raised, returned neither a finite float nor a Score, or
+    its process died."""
+    PLUGIN_TIMEOUT = "plugin_timeout"
+    """Python: the user's reward function ran past its deadline; its process was killed."""
     # --- the policy's own failures ----------------------------------------------------------------
     NO_ANSWER = "no_answer"
     """Math: no answer could be extracted from the response, or none parses."""
@@ -104,6 +117,8 @@ INFRASTRUCTURE_ERRORS = frozenset(
         RewardError.GOLD_UNPARSABLE,
         RewardError.HARNESS_FAILURE,
         RewardError.JUDGE_UNPARSABLE,
+        RewardError.PLUGIN_ERROR,
+        RewardError.PLUGIN_TIMEOUT,
     }
 )
 """The reasons that are our fault: the reward of such a sample is not a verdict on the response."""

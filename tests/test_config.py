@@ -22,7 +22,7 @@ def test_default_config_parses_and_round_trips():
         ("learner.rankz=2", "learner.rankz", "unknown key"),
         ("generation.samples_per_prompt=1", "generation.samples_per_prompt", "greater than or equal to 2"),
         ("learner.learning_rate=fast", "learner.learning_rate", "valid number"),
-        ("domains.poetry={weight: 1}", "domains.poetry.kind", "required (one of math, code, creative)"),
+        ("domains.poetry={weight: 1}", "domains.poetry.kind", "required (one of math, code, creative, python)"),
         ("domains.poetry={kind: verse}", "domains.poetry.kind", "unknown kind 'verse'"),
         ("domains.Poetry={kind: creative}", "domains.Poetry", "a domain name is a lowercase letter"),
         ("domains.algebra={kind: math, suite: nope}", "domains.algebra.suite", "'synthetic', 'gsm' or 'champ'"),

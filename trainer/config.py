@@ -37,6 +37,17 @@ class TinyModelConfig(Section):
     """Seed of the tokenizer corpus, the initial weights and the warm start (part of the cache key)."""
 
 
+class ChatTemplateConfig(Section):
+    """Whether prompts are rendered through the model's chat template (in the driver, so the
+    engine, the learner and the eval see the same text)."""
+
+    apply: bool | Literal["auto"] = "auto"
+    """"auto": when the tokenizer has a chat template (SmolLM2-Instruct does, the tiny model does
+    not); true: always (a model without one is a config error); false: never (raw text)."""
+    system_prompt: str | None = None
+    """A system message put before every prompt (None: none; the template may add its own)."""
+
+
 class ModelConfig(Section):
     source: Literal["tiny", "smollm2", "path"] = "tiny"
     """"tiny": built and cached by the project; "smollm2": SmolLM2-135M-Instruct from the
@@ -47,6 +58,8 @@ class ModelConfig(Section):
     """How the built-in tiny model is built (used when `source` is "tiny")."""
     cache_dir: Path = Path("~/.cache/counterpoint")
     """Where built models are cached (the tiny model, converted SmolLM2)."""
+    chat_template: ChatTemplateConfig = ChatTemplateConfig()
+    """Rendering prompts through the tokenizer's chat template (docs/data.md#chat-templates)."""
 
 
 class _AdvantageBase(Section):

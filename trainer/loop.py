@@ -30,6 +30,7 @@ from counterpoint.trainer.checkpoint import save_checkpoint
 from counterpoint.trainer.curriculum.plan import StageKind, StepPlan
 from counterpoint.trainer.metrics import PhaseTimer, check_reward_failures, infrastructure_errors, sample_metrics
 from counterpoint.trainer.run_folder import RunFolder
+from counterpoint.trainer.sampling import draw_fitting, engine_options, fits, group_by_sampling, prompt_limit
 
 if TYPE_CHECKING:  # the loop reads the config it is given; it never loads or builds one
     from counterpoint.config import CounterpointConfig
@@ -39,8 +40,10 @@ log = logging.getLogger(__name__)
 
 class RolloutClient(Protocol):
     def generate(
-        self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int, temperature: float
-    ) -> list[Sample]: ...
+        self, prompts: list[Prompt], *, samples_per_prompt: int, max_tokens: int, temperature: float, **sampling
+    ) -> list[Sample]:
+        """`sampling`: top_p, top_k, stop, only when a domain sets them."""
+        ...
 
 
 class RewardClient(Protocol):
@@ -100,6 +103,10 @@ class RunParts:
     """None only until the launcher makes the schedule (after the bwt policy's transfer probes)."""
     encode: Callable[[str, str], tuple[list[int], list[int]]]
     """(prompt, demonstration) -> (prompt ids, response ids ending in EOS), for SFT stages."""
+    prompt_tokens: Callable[[Prompt], int] | None = None
+    """A prompt's length in tokens as the engine sees it (None: prompts are not measured)."""
+    max_model_len: int | None = None
+    """The engines' context in tokens: no prompt may reach it."""
 
 
 @dataclass(frozen=True)
@@ -166,10 +173,16 @@ def _due(step: int, every: int) -> bool:
 def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan: StepPlan) -> tuple[dict, LoopState]:
     """One step of `plan` from `state`; returns the step's metrics record and the new state."""
     timer = PhaseTimer()
+    drawn, skipped = [], {}
     with timer("plan"):
-        drawn = [item for d, n in plan.prompts_per_domain.items() for item in parts.sources[d].next_batch(n)]
+        for d, n in plan.prompts_per_domain.items():
+            limit = prompt_limit(cfg, d, parts.max_model_len)
+            items, skipped[d] = draw_fitting(parts.sources[d], n, parts.prompt_tokens, limit)
+            drawn += items
     step_batch = BATCH_SOURCES[plan.kind](cfg, parts, drawn, state, timer)
     domains = sample_metrics(step_batch.rows, step_batch.advantages)
+    for d, m in domains.items():
+        m["prompts_skipped_too_long"] = skipped.get(d, 0)
     # before the update: a batch whose rewards failed on our side is never trained on
     check_reward_failures(domains, cfg.run.max_reward_failure_fraction, step=state.step + 1)
     update = plan_update(step_batch.batch, cfg.learner.mini_batches, parts.learner.world_size)
@@ -199,6 +212,7 @@ def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan:
         "grad_norm": learned.get("grad_norm"),
         "optimizer_steps": learned.get("optimizer_steps"),
         "sequences_trained": len(step_batch.batch),
+        "prompts_skipped_too_long": sum(skipped.values()),
         "seconds": {**timer.seconds, "engine_weight_load": round(sync_seconds, 4), "step": round(step_seconds, 4)},
         "samples_per_second": round(len(step_batch.rows) / max(step_seconds, 1e-9), 2),
     }
@@ -210,13 +224,12 @@ def rollout_batch(
 ) -> StepBatch:
     """RL: sample a group per prompt from the engines, score it, GRPO-family advantages."""
     gen, adv = cfg.generation, cfg.learner.advantage
-    with timer("generate"):
-        samples = parts.rollout.generate(
-            [p for p, _ in drawn],
-            samples_per_prompt=gen.samples_per_prompt,
-            max_tokens=gen.max_response_tokens,
-            temperature=gen.temperature,
-        )
+    samples = []
+    with timer("generate"):  # one engine call per sampling setting (domains.<d>.sampling)
+        for key, prompts in group_by_sampling(cfg, [p for p, _ in drawn]).items():
+            samples += parts.rollout.generate(
+                prompts, samples_per_prompt=gen.samples_per_prompt, temperature=gen.temperature, **engine_options(key)
+            )
     with timer("score"):
         scored, reward_seconds = parts.rewards.score(samples)
     with timer("advantages"):
@@ -233,7 +246,7 @@ def demonstration_batch(
     with timer("advantages"):
         rows = []
         for prompt, demo in drawn:
-            prompt_ids, response_ids = parts.encode(prompt.text, demo)
+            prompt_ids, response_ids = parts.encode(prompt.model_input, demo)
             sample = Sample(
                 prompt, prompt_ids, response_ids, [0.0] * len(response_ids), demo, "demonstration", state.policy_version
             )
@@ -262,25 +275,31 @@ def evaluate(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, state: Lo
 def eval_record(cfg: CounterpointConfig, parts: RunParts, domains: list[str], state: LoopState) -> dict:
     """The held-out figures of `domains` now, as a metrics record (not logged)."""
     timer = PhaseTimer()
-    by_sampling: dict[tuple[int, float], list[Prompt]] = {}
+    by_sampling: dict[tuple, list[Prompt]] = {}
+    skipped = {}
     for domain in domains:
         spec = cfg.domains[domain].eval
-        by_sampling.setdefault((spec.samples_per_prompt, spec.temperature), []).extend(
-            parts.sources[domain].eval_prompts()
-        )
+        limit = prompt_limit(cfg, domain, parts.max_model_len)
+        prompts = [p for p in parts.sources[domain].eval_prompts() if fits(parts.prompt_tokens, limit, p)]
+        skipped[domain] = len(parts.sources[domain].eval_prompts()) - len(prompts)
+        for key, group in group_by_sampling(cfg, prompts).items():
+            by_sampling.setdefault((spec.samples_per_prompt, spec.temperature, key), []).extend(group)
     samples = []
     with timer("generate"):
-        for (n, temperature), prompts in by_sampling.items():
+        for (n, temperature, key), prompts in by_sampling.items():
             samples += parts.rollout.generate(
-                prompts, samples_per_prompt=n, max_tokens=cfg.generation.max_response_tokens, temperature=temperature
+                prompts, samples_per_prompt=n, temperature=temperature, **engine_options(key)
             )
     with timer("score"):
         scored, _ = parts.rewards.score(samples)
+    metrics = sample_metrics(scored)
+    for d, m in metrics.items():
+        m["prompts_skipped_too_long"] = skipped.get(d, 0)
     return {
         "kind": "eval",
         "step": state.step,
         "policy_version": state.policy_version,
-        "domains": sample_metrics(scored),
+        "domains": metrics,
         "seconds": timer.seconds,
     }
 

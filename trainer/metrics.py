@@ -118,6 +118,9 @@ WHAT_TO_CHECK = {
     "/usr/bin/python3, the test harness (the scores' info detail says what)",
     RewardError.JUDGE_UNPARSABLE: "the judge's replies hold no score in range: its model, prompt and "
     "max_tokens (domains.<name>.reward.judge)",
+    RewardError.PLUGIN_ERROR: "the reward function raised or returned no float: its traceback is in the "
+    "scores' info (domains.<name>.reward.function)",
+    RewardError.PLUGIN_TIMEOUT: "the reward function ran past its deadline (domains.<name>.reward.timeout_seconds)",
 }
 """What an operator should look at, per infrastructure reason."""
 

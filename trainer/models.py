@@ -23,9 +23,11 @@ def resolve_model(model_cfg, kinds: list[str]) -> Path:
     built from the synthetic demonstrations of those kinds."""
     cache = Path(model_cfg.cache_dir).expanduser()
     if model_cfg.source == "tiny":
+        from counterpoint.rollout.config import KINDS
         from counterpoint.trainer.warm_start import ensure_tiny_model
 
-        return ensure_tiny_model(model_cfg.tiny, kinds, cache)
+        # built from the synthetic suites of the built-in kinds the run has (a python domain has none)
+        return ensure_tiny_model(model_cfg.tiny, [k for k in kinds if k in KINDS], cache)
     if model_cfg.source == "smollm2":
         return ensure_smollm2(cache)
     path = Path(model_cfg.path).expanduser()

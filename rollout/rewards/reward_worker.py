@@ -18,13 +18,16 @@ from counterpoint.rollout.records import Prompt, Score
 
 
 class RewardWorker:
-    def __init__(self, name: str, cfg: DomainConfig | Mapping[str, Any] | None = None):
+    def __init__(
+        self, name: str, cfg: DomainConfig | Mapping[str, Any] | None = None, import_path: list[str] | None = None
+    ):
         """`name`: the domain's name in the config; `cfg`: its config slice (None: the defaults of
-        the kind `name`)."""
+        the kind `name`); `import_path`: the folders a python kind's reward function is imported
+        from (the driver's working directory and PYTHONPATH, as absolute paths)."""
         cfg = domain_config(name, cfg)
         self.name = name
         self.kind = cfg.kind
-        self.domain = build_domain(name, cfg)
+        self.domain = build_domain(name, cfg, import_path)
         limits = sandbox_limits(cfg)
         if limits is not None:
             from counterpoint.rollout.rewards.sandbox.bwrap import check_sandbox

@@ -21,7 +21,7 @@ from counterpoint.cluster.config import ClusterConfig
 from counterpoint.configbase import Section, type_shorthand
 from counterpoint.rollout.config import DomainConfig, DomainName, GenerationConfig, default_domains, fill_kinds
 from counterpoint.trainer.config import LearnerConfig, ModelConfig, ScheduleConfig
-from counterpoint.trainer.curriculum.plan import split_by_weight
+from counterpoint.trainer.curriculum.plan import StageKind, split_by_weight
 from counterpoint.trainer.curriculum.stages import ScheduleError, Stage
 
 
@@ -95,7 +95,15 @@ class CounterpointConfig(Section):
                 f"model.tiny.hidden_size ({tiny.hidden_size}) must be divisible by "
                 f"model.tiny.num_heads ({tiny.num_heads})"
             )
+        if self.model.source == "tiny" and self.model.chat_template.apply is True:
+            raise ValueError("model.chat_template.apply: true, but the tiny model has no chat template (auto or false)")
         for name, domain in self.domains.items():  # each suite is checked by its kind's `suite` field
+            suite = getattr(domain, "suite", "synthetic")
+            if domain.source is not None and suite != "synthetic":
+                raise ValueError(
+                    f"domains.{name}.suite: {suite!r} and domains.{name}.source both say where the prompts "
+                    "come from; keep one"
+                )
             if domain.kind == "creative" and domain.reward.judge_weight > 0 and domain.reward.judge is None:
                 raise ValueError(
                     f"domains.{name}.reward.judge: required when domains.{name}.reward.judge_weight is above 0"
@@ -127,6 +135,13 @@ class CounterpointConfig(Section):
                     f"schedule.policy.stages[{i}].domains: unknown domains {unknown} "
                     f"(domains: {', '.join(self.domains)})"
                 )
+            for d in stage.domains:
+                source = self.domains[d].source
+                if stage.kind == StageKind.SFT and source is not None and source.demonstration is None:
+                    raise ValueError(
+                        f"domains.{d}.source.demonstration: required, since the SFT stage "
+                        f"schedule.policy.stages[{i}] trains on domain {d}'s demonstrations"
+                    )
 
     def initial_stages(self, order: list[str] | None = None) -> list[Stage]:
         """The schedule the run starts with. For the bwt policy, `order` is the order its
@@ -148,6 +163,13 @@ class CounterpointConfig(Section):
     def probe_domains(self) -> list[str]:
         """The domains the bwt policy probes and orders."""
         return self.schedule.policy.probe_domains(list(self.domains))
+
+    def max_tokens(self) -> tuple[int, int]:
+        """The longest prompt and the longest response any domain may have, in tokens."""
+        gen = self.generation
+        prompts = [d.sampling.max_prompt_tokens or gen.max_prompt_tokens for d in self.domains.values()]
+        responses = [d.sampling.max_response_tokens or gen.max_response_tokens for d in self.domains.values()]
+        return max(prompts), max(responses)
 
     def prompts_per_domain(self) -> dict[str, int]:
         """Split `prompts_per_step` over the domains by weight (largest remainder)."""
@@ -249,9 +271,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     if not path.exists() and shipped_config_path(str(path)) is not None:
         path = shipped_config_path(str(path))
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except _DuplicateKey as err:
+        raise ConfigError(f"config file {path}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
@@ -259,6 +283,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     for item in overrides:
         apply_override(data, item)
     return config_from_dict(data)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error (safe_load keeps the
+    last one silently: a second `domains.math` would replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(
+                    f"line {key_node.start_mark.line + 1}: duplicate key {key!r} "
+                    f"(first on line {seen[key] + 1}); each key once per mapping"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:

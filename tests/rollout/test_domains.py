@@ -23,6 +23,9 @@ def test_every_kind_has_its_config_and_the_same_suites():
     assert set(KINDS) == set(DOMAIN_CONFIGS)
     for name, kind in KINDS.items():
         assert kind.config is DOMAIN_CONFIGS[name]
+        if name == "python":  # the user's rows only: no suites
+            assert not kind.suites and "suite" not in kind.config.model_fields
+            continue
         suites = get_args(kind.config.model_fields["suite"].annotation)
         assert list(kind.suites) == list(suites) and suites[0] == "synthetic"
     assert [k for k, kind in KINDS.items() if kind.needs_sandbox] == ["code"]
@@ -83,7 +86,7 @@ def test_a_creative_domain_draws_prompts_without_starting_its_judge():
 def test_domain_config_defaults_and_errors():
     assert domain_config("code") == DOMAIN_CONFIGS["code"]()
     assert domain_config("algebra", {"kind": "math", "suite": "gsm"}).suite == "gsm"
-    with pytest.raises(ValueError, match=r"'poetry': its kind is required \(one of math, code, creative\)"):
+    with pytest.raises(ValueError, match=r"'poetry': its kind is required \(one of math, code, creative, python\)"):
         build_domain("poetry")
     with pytest.raises(ValueError, match="unknown kind 'verse'"):
         RewardWorker("poetry", {"kind": "verse"})

@@ -20,6 +20,7 @@ def test_a_failed_check_must_say_why_and_a_reason_is_typed():
 
 def test_infrastructure_reasons_are_ours_the_rest_the_policys():
     ours = {"verifier_timeout", "verifier_crash", "gold_unparsable", "harness_failure", "judge_unparsable"}
+    ours |= {"plugin_error", "plugin_timeout"}  # the user's reward function: not a verdict on the response
     assert {str(r) for r in INFRASTRUCTURE_ERRORS} == ours
     assert all(r.infrastructure == (r in ours) for r in RewardError)
     assert {"wrong_answer", "no_answer", "timeout", "exception", "memory_limit", "gate_failed"} <= {

@@ -65,12 +65,18 @@ REWARD_PART_METRICS = {
 """`trainer.metrics.sample_metrics` via `rollout.rewards.parts.part_metrics`: only for domains whose
 scores report parts (`Score.info["parts"]`), so math and code records do not carry them."""
 
+DRAW_METRICS = {
+    "prompts_skipped_too_long": "prompts skipped as longer than the domain's max_prompt_tokens (never truncated)",
+}
+"""`trainer.loop.train_step` and `eval_record`: drawing the domain's prompts."""
+
 DOMAIN_METRICS: dict[str, str] = {
     **SAMPLE_METRICS,
     **REWARD_PART_METRICS,
     **LEARNER_METRICS,
     **ENTROPY_METRICS,
     **REWARD_POOL_METRICS,
+    **DRAW_METRICS,
 }
 """Every per-domain key of a step's metrics record (`record["domains"][d]`), with its meaning."""
 
