@@ -176,3 +176,14 @@ def test_a_stage_rule_on_a_misspelt_metric_is_refused_naming_the_field():
     assert "did you mean 'reward_mean'" in message
     stages[0]["advance"]["metric"] = "reward_mean"
     config_from_dict({"schedule": {"policy": {"type": "stages", "stages": stages}}})
+
+
+def test_a_setting_the_policy_does_not_use_is_an_error_not_ignored():
+    # schedule.order used to be read only by the sequential and bwt policies and ignored by the others
+    with pytest.raises(ConfigError, match=r"schedule\.policy\.order: unknown key"):
+        load_config(overrides=["schedule.policy=joint", "schedule.policy.order=[math, code]"])
+    with pytest.raises(ConfigError, match=r"schedule\.order: unknown key"):
+        load_config(overrides=["schedule.order=[math, code]"])
+    assert load_config(
+        overrides=["schedule.policy=sequential", "schedule.policy.order=[code, math]"]
+    ).schedule.policy.order
