@@ -89,6 +89,9 @@ class _Child:
         )
         self._buffer = b""
         self.ready = False
+        self.eof = False
+        """Its output closed: it exited (the kernel closes a dying process's pipes before its exit
+        status can be collected, so `proc.poll()` may still say "running" for a moment)."""
 
     def cpu_seconds(self) -> float | None:
         """CPU time (user + system) the child has used, from /proc; None where it cannot be read."""
@@ -120,6 +123,7 @@ class _Child:
                     continue
                 chunk = os.read(fd, 65536)
                 if not chunk:
+                    self.eof = True
                     return None
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
@@ -224,9 +228,12 @@ class MathChecker:
                         self.limits.timeout_seconds * self.limits.wall_factor, cpu_seconds=self.limits.timeout_seconds
                     )
                     if line is None:  # past a deadline, or the child died (memory limit)
-                        dead = child.proc.poll() is not None
+                        dead = child.eof or child.proc.poll() is not None
                         if dead:
-                            code = child.proc.returncode
+                            try:
+                                code = child.proc.wait(timeout=5)
+                            except subprocess.TimeoutExpired:  # closed its output but lives on
+                                code = "unknown"
                             results.append((None, RewardError.VERIFIER_CRASH, None, f"the checker died (exit {code})"))
                         else:
                             seconds = self.limits.timeout_seconds

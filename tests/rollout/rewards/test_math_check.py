@@ -214,8 +214,10 @@ def test_a_checker_that_dies_mid_check_is_a_verifier_crash(strict):
     import os
     import signal
 
-    victim = strict.pids()[0]
-    threading.Timer(0.5, os.kill, (victim, signal.SIGKILL)).start()  # the child dies mid-check
+    assert strict.check([("1", "1")])[0].correct  # settles which child is active (an earlier test may
+    victim = strict.pids()[0]  # have left a replacement starting): the one that just answered
+    # the child dies mid-check: 0.5 s of wall clock is far below the 2 s of CPU its deadline needs
+    threading.Timer(0.5, os.kill, (victim, signal.SIGKILL)).start()
     scores = strict.check([("1", PATHOLOGICAL), ("2", "\\boxed{2}")])
     assert scores[0].error is RewardError.VERIFIER_CRASH and scores[0].infrastructure_failure
     assert "died" in scores[0].info["detail"]
