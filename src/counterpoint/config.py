@@ -268,8 +268,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     """Load a YAML config (the shipped default when `path` is None; a shipped config by its name,
     e.g. `smoke`, when no such file exists) and apply `a.b=value` overrides."""
     path = Path(path) if path else default_config_path()
-    if not path.exists() and shipped_config_path(str(path)) is not None:
-        path = shipped_config_path(str(path))
+    if not path.exists():
+        path = shipped_config_path(str(path)) or path
     try:
         data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except FileNotFoundError:
