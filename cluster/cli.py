@@ -24,8 +24,10 @@ examples:
   counterpoint run --resume runs/counterpoint-20261126-120001    # continue a stopped run
 
 The run folder holds config.json (resolved config), metrics.jsonl (one line per step and per
-evaluation, per-domain reward, accuracy, token entropy, response length, phase times),
-events.jsonl, summary.json, checkpoint/ (DeepSpeed learner + driver state) and final_model/.
+evaluation: per-domain reward, accuracy, pass@k, token entropy, output diversity, effective rank,
+phase times), events.jsonl, summary.json (first and last evaluation, the entropy-performance law,
+BWT/FWT), tensorboard/ (`tensorboard --logdir runs`), report/report.html (`counterpoint report`),
+checkpoint/ (DeepSpeed learner + driver state) and final_model/.
 """
 
 

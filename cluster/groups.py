@@ -14,7 +14,7 @@ import ray
 
 from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.rollout.engine import RolloutEngine
-from counterpoint.rollout.records import Prompt, Sample, ScoredSample
+from counterpoint.rollout.records import Prompt, Sample, ScoredSample, Scoring
 from counterpoint.rollout.rewards.reward_worker import RewardWorker
 from counterpoint.trainer.batch import UpdatePlan
 from counterpoint.trainer.curriculum.plan import StageKind
@@ -168,7 +168,9 @@ class RayRewards:
         self.timeout_s = timeout_s
         """A reward call taking longer than this is treated as hung: the actor is replaced."""
 
-    def score(self, samples: list[Sample]) -> tuple[list[ScoredSample], dict[str, float]]:
+    def score(self, samples: list[Sample], diversity: dict | None = None) -> Scoring:
+        """Each domain's groups split over its pool; with `diversity` (`DiversityConfig.options`),
+        each group's diversity measures as well, taken by the worker that scored it."""
         groups: dict[str, list[tuple[Prompt, list[int]]]] = defaultdict(list)
         index: dict[str, int] = {}
         for i, s in enumerate(samples):
@@ -185,25 +187,32 @@ class RayRewards:
             for w, (worker, chunk) in enumerate(zip(pool, _split(domain_groups, len(pool)))):
                 if chunk:
                     payload = [(p, [samples[i].response_text for i in idx]) for p, idx in chunk]
-                    calls.append((f"reward-{domain}-{w}", domain, worker, chunk, payload, worker.score.remote(payload)))
+                    ref = worker.score.remote(payload, diversity)
+                    calls.append((f"reward-{domain}-{w}", domain, worker, chunk, payload, ref))
         scores = [None] * len(samples)
         seconds: dict[str, float] = defaultdict(float)
+        measured: dict[str, list[dict]] = defaultdict(list)
+        measure_seconds: dict[str, dict[str, float]] = defaultdict(lambda: {"total": 0.0, "embedding": 0.0})
         for name, domain, worker, chunk, payload, ref in calls:
             # A crashed or hung reward actor is replaced and its groups scored again: never a
             # silent 0 for samples nobody checked.
-            group_scores, spent = collect(
+            result = collect(
                 worker,
                 ref,
-                lambda w=worker, p=payload: w.score.remote(p),
+                lambda w=worker, p=payload: w.score.remote(p, diversity),
                 what=name,
                 on_event=self.on_event,
                 timeout_s=self.timeout_s,
             )
-            seconds[domain] = max(seconds[domain], spent)  # pool members run in parallel
-            for (_, idx), s_list in zip(chunk, group_scores):
+            seconds[domain] = max(seconds[domain], result.seconds)  # pool members run in parallel
+            if result.diversity_seconds["total"] > measure_seconds[domain]["total"]:  # the slowest worker's
+                measure_seconds[domain] = dict(result.diversity_seconds)
+            measured[domain] += result.diversity
+            for (_, idx), s_list in zip(chunk, result.scores):
                 for i, score in zip(idx, s_list):
                     scores[i] = score
-        return [ScoredSample(s, sc) for s, sc in zip(samples, scores)], dict(seconds)
+        scored = [ScoredSample(s, sc) for s, sc in zip(samples, scores)]
+        return Scoring(scored, dict(seconds), dict(measured), dict(measure_seconds))
 
 
 class RayLearnerGroup:
@@ -273,14 +282,18 @@ class RayLearnerGroup:
         for rank in self.ranks:
             ray.kill(rank, no_restart=True)  # the survivors hold a broken process group
 
-    def train_step(self, plan: UpdatePlan, entropy_coefs, kind: StageKind) -> dict:
+    def train_step(self, plan: UpdatePlan, entropy_coefs, kind: StageKind, measure_rank: bool = False) -> dict:
         results = self._all(
-            [r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs, kind) for i, r in enumerate(self.ranks)]
+            [
+                r.train_step.remote(plan.shards[i], plan.counts, entropy_coefs, kind, measure_rank)
+                for i, r in enumerate(self.ranks)
+            ]
         )
         return {
             "domains": merge_learner_sums(results),
             "grad_norm": results[0]["grad_norm"],
             "optimizer_steps": results[0]["optimizer_steps"],
+            "rank_seconds": max(r.get("rank_seconds", 0.0) for r in results),  # ranks run in parallel
         }
 
     def sync_weights(self, version: int) -> float:

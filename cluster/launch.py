@@ -20,6 +20,7 @@ from counterpoint.config import ConfigError, CounterpointConfig, apply_override,
 from counterpoint.rollout.data import DataError
 from counterpoint.rollout.domains import check_sources, kinds_of, sandbox_limits, task_source
 from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
+from counterpoint.trainer.analysis import transfer_from_run
 from counterpoint.trainer.batch import encode_demonstration
 from counterpoint.trainer.chat import check_chat_template, prompt_counter, rendered_sources
 from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
@@ -70,11 +71,57 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     log.info("run %s: writing to %s", run.run_id, run.path)
     model_dir = resolve_model(cfg.model, kinds_of(cfg.domains))
     check_model_inputs(cfg, model_dir)
+    run.logger = _loggers(cfg, run, state)
+    try:
+        result = _sessions(cfg, run, model_dir, state)
+    finally:
+        run.logger.close()
+        run.logger = None
+    summary = _summary(run, result, time.time() - started)
+    run.write_json("summary.json", summary)
+    run.event("end", seconds=summary["seconds"])
+    if cfg.metrics.report:
+        _write_report(run)
+    return summary
+
+
+def _loggers(cfg: CounterpointConfig, run: RunFolder, state: dict | None):
+    """The loggers beside metrics.jsonl (`metrics.report_to`); a resumed session's TensorBoard
+    hides the points the earlier one wrote past the checkpoint."""
+    from counterpoint.trainer.loggers import build_loggers
+
+    metrics = cfg.metrics
+    return build_loggers(
+        metrics.report_to,
+        run.path,
+        run_name=run.run_id,
+        config=json.loads(resolved_json(cfg)),
+        options={"wandb": metrics.wandb.model_dump(), "mlflow": metrics.mlflow.model_dump()},
+        purge_step=state["step"] + 1 if state else None,
+    )
+
+
+def _write_report(run: RunFolder) -> None:
+    """The HTML report of the run (`counterpoint report`); a report that fails to render is an
+    event and a warning, never a failed run: the metrics it reads are all on disk."""
+    from counterpoint.trainer.report import write_report
+
+    try:
+        path = write_report([run.path])
+    except Exception as err:  # noqa: BLE001 - the run itself succeeded
+        log.warning("the report of %s failed to render: %s (run `counterpoint report %s`)", run.run_id, err, run.path)
+        run.event("report_failed", error=f"{type(err).__name__}: {err}")
+        return
+    run.event("report", path=str(path))
+    log.info("report: %s", path)
+
+
+def _sessions(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, state: dict | None) -> dict:
+    """Train, restarting the actors from the last checkpoint after a learner failure."""
     failures = 0
     while True:
         try:
-            result = _session(cfg, run, model_dir, state)
-            break
+            return _session(cfg, run, model_dir, state)
         except LearnerFailure as err:
             # A learner rank died mid-step: that step is lost, nothing else. Start the actors
             # again and continue from the last checkpoint, a bounded number of times.
@@ -89,10 +136,6 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
                 err,
                 f"the checkpoint at step {state['step']}" if state else "the beginning",
             )
-    summary = _summary(run, result, time.time() - started)
-    run.write_json("summary.json", summary)
-    run.event("end", seconds=summary["seconds"])
-    return summary
 
 
 def plugin_import_path() -> list[str]:
@@ -206,7 +249,7 @@ def _create_parts(
         d: [
             RewardActor.options(
                 num_cpus=0.5, name=f"{prefix}-reward-{d}-{w}", resources=_reward_resources(cfg, dc), **RESTARTABLE
-            ).remote(d, dc, import_path if dc.kind == "python" else None)
+            ).remote(d, dc, import_path if dc.kind == "python" else None, semantic=cfg.metrics.diversity.semantic)
             for w in range(dc.reward_workers)
         ]
         for d, dc in cfg.domains.items()
@@ -331,7 +374,11 @@ def _export_model(run: RunFolder, parts: RunParts, model_dir: Path) -> None:
 
 
 def _summary(run: RunFolder, result: dict, seconds: float) -> dict:
+    """The run's end figures: first and last evaluation per domain, the entropy–performance law
+    fitted on all its evaluations, and (a staged run) the transfer matrix with BWT and FWT."""
     first, last = result["first_eval"]["domains"], result["last_eval"]["domains"]
+    records = run.read_metrics()
+    evals = [r for r in records if r["kind"] == "eval"]
     return {
         "run_id": run.run_id,
         "run_dir": str(run.path),
@@ -344,4 +391,6 @@ def _summary(run: RunFolder, result: dict, seconds: float) -> dict:
             }
             for d in last
         },
+        "entropy_law": evals[-1].get("entropy_law", {}) if evals else {},
+        "transfer": transfer_from_run(records, run.read_events()),
     }

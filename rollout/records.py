@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -158,3 +158,29 @@ class ScoredSample:
     @property
     def domain(self) -> str:
         return self.sample.prompt.domain
+
+
+class WorkerScores(NamedTuple):
+    """What a reward worker returns for a list of prompt groups."""
+
+    scores: list[list[Score]]
+    """Per group, a Score per response, in input order."""
+    seconds: float
+    """Wall time of the scoring."""
+    diversity: list[dict[str, Any]]
+    """Per group, its diversity measures (rollout/diversity.py; empty dicts when off)."""
+    diversity_seconds: dict[str, float]
+    """Wall time of the measures (not in `seconds`): {"total", "embedding" (the encoder's share)}."""
+
+
+class Scoring(NamedTuple):
+    """What the reward side returns for a step's samples (cluster/groups.py::RayRewards)."""
+
+    scored: list[ScoredSample]
+    """The samples with their scores, in input order."""
+    seconds: dict[str, float]
+    """Per domain, the scoring wall time of its slowest worker."""
+    diversity: dict[str, list[dict[str, Any]]]
+    """Per domain, each scored group's diversity measures (empty when off)."""
+    diversity_seconds: dict[str, dict[str, float]]
+    """Per domain, the measures' wall time on its slowest worker: {"total", "embedding"}."""

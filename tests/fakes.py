@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from counterpoint.rollout.records import Prompt, Sample, Score
+from counterpoint.rollout.records import Prompt, Sample, Score, WorkerScores
 
 ACTIONS = ("exit", "hang", "raise")
 HANG_S = 300.0
@@ -117,7 +117,7 @@ class FakeEngine:
 
 
 class FakeRewardWorker:
-    """Duck-types the reward worker: `score(groups) -> (scores per group, seconds)`.
+    """Duck-types the reward worker: `score(groups, diversity) -> WorkerScores` (no diversity measures).
 
     reward = the response's length; info names the worker's domain, the worker, the prompt and
     the response it scored, so a test can check where each group went and that it came back."""
@@ -125,9 +125,9 @@ class FakeRewardWorker:
     def __init__(self, domain: str, name: str | None = None, flags_dir: str | None = None):
         self.domain, self.name, self.flags_dir = domain, name or f"reward-{domain}", flags_dir
 
-    def score(self, groups: list[tuple[Prompt, list[str]]]) -> tuple[list[list[Score]], float]:
+    def score(self, groups: list[tuple[Prompt, list[str]]], diversity=None) -> WorkerScores:
         _trip(self.flags_dir, self.name, "score")
-        return [
+        scores = [
             [
                 Score(
                     float(len(r)),
@@ -137,7 +137,8 @@ class FakeRewardWorker:
                 for r in responses
             ]
             for p, responses in groups
-        ], 0.01
+        ]
+        return WorkerScores(scores, 0.01, [{} for _ in groups], {"total": 0.0, "embedding": 0.0})
 
     def state(self) -> dict:
         return {"pid": os.getpid(), "domain": self.domain}
@@ -160,7 +161,9 @@ class FakeLearnerRank:
         self.master = (master_addr, master_port)
         return {"rank": self.rank, "setup_s": 0.0}
 
-    def train_step(self, minis: list, counts: list, entropy_coefs, kind: str = "rl") -> dict:
+    def train_step(
+        self, minis: list, counts: list, entropy_coefs, kind: str = "rl", measure_rank: bool = False
+    ) -> dict:
         _trip(self.flags_dir, self.name, "train_step")
         self.steps += 1
         self.shards.append(list(minis))

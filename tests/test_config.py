@@ -56,7 +56,8 @@ def test_cross_field_rules():
 def test_domain_kind_defaults_to_the_name_and_a_second_domain_of_a_kind_is_config():
     cfg = load_config()
     assert {n: d.kind for n, d in cfg.domains.items()} == {"math": "math", "code": "code", "creative": "creative"}
-    assert cfg.domains["creative"].eval.samples_per_prompt == 4 and cfg.domains["math"].eval.prompts == 256
+    assert cfg.domains["creative"].eval.samples_per_prompt == 4 and cfg.domains["math"].eval.prompts == 128
+    assert cfg.domains["math"].eval.samples_per_prompt == 4  # pass@k needs a group
     cfg = load_config(
         overrides=[
             "domains.algebra={kind: math, suite: gsm, reward: {timeout_seconds: 2}}",

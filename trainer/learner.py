@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from counterpoint.trainer.algo.effective_rank import effective_ranks
 from counterpoint.trainer.algo.entropy import logprobs_and_entropy
 from counterpoint.trainer.algo.objective import DomainLoss, ObjectiveSettings, merge_sums, objective
 from counterpoint.trainer.batch import TrainBatch
@@ -107,10 +108,14 @@ class Learner:
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
         return {"rank": self.rank, "deepspeed": deepspeed.__version__, "setup_s": round(time.time() - started, 2)}
 
-    def _forward(self, model, mb: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, model, mb: TrainBatch, hidden: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-target log-probs and entropies; with a `hidden` list, the last layer's hidden
+        states (B, T, d) are appended to it (the same forward pass, nothing recomputed)."""
         mb = mb.to(self.engine.device)
-        logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits[:, :-1]
-        return logprobs_and_entropy(logits, mb.input_ids[:, 1:])
+        out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, output_hidden_states=hidden is not None)
+        if hidden is not None:
+            hidden.append(out.hidden_states[-1])
+        return logprobs_and_entropy(out.logits[:, :-1], mb.input_ids[:, 1:])
 
     @torch.no_grad()
     def _old_logprobs(self, minis: list[TrainBatch]) -> list[torch.Tensor | None]:
@@ -128,21 +133,26 @@ class Learner:
         counts: list[tuple[torch.Tensor, torch.Tensor]],
         entropy_coefs: torch.Tensor,
         kind: StageKind = StageKind.RL,
+        measure_rank: bool = False,
     ) -> dict:
         """Passes over this rank's shards of the step's mini-batches, one optimizer step per
         mini-batch. Returns per-domain metric sums (first epoch) and the last grad norm.
 
         `kind` picks the objective, nothing else: RL runs the domains' policy losses for
-        `epochs` passes; SFT (demonstrations of an SFT stage) the supervised NLL, one pass."""
+        `epochs` passes; SFT (demonstrations of an SFT stage) the supervised NLL, one pass.
+        `measure_rank`: also sum each response's hidden-state effective rank per domain (first
+        epoch, from the update's own forward pass) and time it (`rank_seconds`)."""
         sft = kind is StageKind.SFT
         settings, epochs = (self.sft_settings, 1) if sft else (self.settings, self.cfg.epochs)
         old = [None] * len(minis) if sft else self._old_logprobs(minis)
         sums: dict[str, dict[str, float]] = {}
         grad_norms = []
+        self.rank_seconds = 0.0
         for epoch in range(epochs):
             for k, mini in enumerate(minis):
                 for rows in torch.arange(len(mini)).tensor_split(self.micro_batches):
-                    part = self._micro_step(mini, rows, old[k], counts[k], entropy_coefs, settings)
+                    rank = measure_rank and epoch == 0
+                    part = self._micro_step(mini, rows, old[k], counts[k], entropy_coefs, settings, rank)
                     if epoch == 0:
                         merge_sums(sums, part)
                 norm = self.engine.get_global_grad_norm()
@@ -151,6 +161,7 @@ class Learner:
             "domains": sums,
             "grad_norm": grad_norms[-1] if grad_norms else None,
             "optimizer_steps": len(grad_norms),
+            "rank_seconds": self.rank_seconds,
         }
 
     def _micro_step(
@@ -161,6 +172,7 @@ class Learner:
         counts,
         entropy_coefs,
         settings: ObjectiveSettings,
+        measure_rank: bool = False,
     ) -> dict:
         if len(rows) == 0:  # an empty shard still joins the gradient all-reduce
             zero = sum(p.sum() for p in self.engine.module.parameters()) * 0.0
@@ -168,7 +180,8 @@ class Learner:
             self.engine.step()
             return {}
         mb = mini.select(rows).to(self.engine.device)
-        logp, entropy = self._forward(self.engine, mb)
+        hidden = [] if measure_rank else None
+        logp, entropy = self._forward(self.engine, mb, hidden)
         logp_old = logp.detach() if old is None else old[rows][:, : logp.shape[1]].to(logp.device)
         counts = tuple(c.to(logp.device) for c in counts)
         entropy_coefs = entropy_coefs.to(logp.device)
@@ -189,7 +202,21 @@ class Learner:
         )
         self.engine.backward(loss * self.world_size, scale_wrt_gas=False)  # DeepSpeed averages ranks
         self.engine.step()
+        if hidden:
+            self._add_ranks(sums, mb, hidden[0])
         return sums
+
+    def _add_ranks(self, sums: dict, mb: TrainBatch, hidden: torch.Tensor) -> None:
+        """Each response's effective rank (its tokens' last-layer states: position t+1 holds the
+        response token the target mask marks at t), summed per domain into `sums`."""
+        started = time.perf_counter()
+        ranks = effective_ranks(hidden.detach()[:, 1:], mb.response_mask.bool())
+        for d, name in enumerate(mb.domains):
+            values = [r for r, row in zip(ranks, (mb.domain_ids == d).tolist()) if row and r is not None]
+            if values and name in sums:
+                sums[name]["rank_sum"] = float(sum(values))
+                sums[name]["rank_count"] = float(len(values))
+        self.rank_seconds += time.perf_counter() - started
 
     def export_weights(self) -> dict | None:
         """Full weights with HF names on rank 0 (None elsewhere); every rank must call it."""

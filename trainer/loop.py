@@ -22,15 +22,22 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from counterpoint.rollout.records import Prompt, Sample, Score, ScoredSample
+from counterpoint.rollout.diversity import mean_over_groups
+from counterpoint.rollout.records import Prompt, Sample, Score, ScoredSample, Scoring
 from counterpoint.rollout.tasks import TaskSource
 from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
 from counterpoint.trainer.batch import TrainBatch, UpdatePlan, build_batch, build_sft_batch, plan_update
 from counterpoint.trainer.checkpoint import save_checkpoint
 from counterpoint.trainer.curriculum.plan import StageKind, StepPlan
-from counterpoint.trainer.metrics import PhaseTimer, check_reward_failures, infrastructure_errors, sample_metrics
+from counterpoint.trainer.evaluation import evaluate, last_stage, stage_boundary
+from counterpoint.trainer.metrics import (
+    PhaseTimer,
+    check_reward_failures,
+    infrastructure_errors,
+    sample_metrics,
+)
 from counterpoint.trainer.run_folder import RunFolder
-from counterpoint.trainer.sampling import draw_fitting, engine_options, fits, group_by_sampling, prompt_limit
+from counterpoint.trainer.sampling import draw_fitting, engine_options, group_by_sampling, prompt_limit
 
 if TYPE_CHECKING:  # the loop reads the config it is given; it never loads or builds one
     from counterpoint.config import CounterpointConfig
@@ -47,19 +54,23 @@ class RolloutClient(Protocol):
 
 
 class RewardClient(Protocol):
-    def score(self, samples: list[Sample]) -> tuple[list[ScoredSample], dict[str, float]]:
-        """Scored samples in input order, and reward seconds per domain."""
+    def score(self, samples: list[Sample], diversity: dict | None = None) -> Scoring:
+        """Scored samples in input order, reward seconds per domain and, with `diversity`
+        (`DiversityConfig.options`), each group's diversity measures per domain."""
         ...
 
 
 class LearnerClient(Protocol):
     world_size: int
 
-    def train_step(self, plan: UpdatePlan, entropy_coefs: torch.Tensor, kind: StageKind) -> dict:
-        """The update on one batch; returns {"domains": {d: metrics}, "grad_norm": float}.
+    def train_step(
+        self, plan: UpdatePlan, entropy_coefs: torch.Tensor, kind: StageKind, measure_rank: bool = False
+    ) -> dict:
+        """The update on one batch; returns {"domains": {d: metrics}, "grad_norm": float, ...}.
 
         `entropy_coefs` (D,): each batch domain's entropy-bonus coefficient; `kind` the objective
-        (RL: the domains' policy losses; SFT: supervised NLL on demonstrations)."""
+        (RL: the domains' policy losses; SFT: supervised NLL on demonstrations); `measure_rank`:
+        also each domain's mean hidden-state `effective_rank`, with its cost in `rank_seconds`."""
         ...
 
     def sync_weights(self, version: int) -> float:
@@ -129,6 +140,9 @@ class StepBatch:
     advantages: torch.Tensor | None
     """(len(rows),) advantages; None for demonstrations."""
     reward_seconds: dict[str, float]
+    diversity: dict[str, list[dict]]
+    """Per domain, each group's diversity measures (none for demonstrations)."""
+    diversity_seconds: dict[str, float]
 
 
 def train(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, resume: dict | None = None) -> dict:
@@ -145,11 +159,15 @@ def train(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, resume: dict
         first_eval = evals[0] if evals else evaluate(cfg, parts, run, state)
         run.event("resume", step=state.step, policy_version=state.policy_version)
     last_eval = first_eval
+    stage = last_stage(run) if resume is not None else None
     while state.step < cfg.run.steps:
         plan = parts.planner.plan(state.step + 1)
         if plan.status == "done":
             run.event("schedule_done", step=state.step, reason=plan.reason)
             break
+        if stage is not None and plan.stage != stage[0]:
+            last_eval = stage_boundary(cfg, parts, run, state, stage, last_eval)
+        stage = (plan.stage, [d for d, n in plan.prompts_per_domain.items() if n > 0])
         parts.entropy.set_targets(plan.entropy_targets)
         record, state = train_step(cfg, parts, state, plan)
         run.log_metrics(record)
@@ -161,6 +179,8 @@ def train(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, resume: dict
             save_checkpoint(run, parts.learner, driver_state(parts, state))
     if resume is None or resume["step"] < state.step:
         last_eval = evaluate(cfg, parts, run, state)
+    if stage is not None and any(e["event"] == "stage_boundary" for e in run.read_events()):
+        stage_boundary(cfg, parts, run, state, stage, last_eval)  # the last stage's row of the transfer matrix
     saved = driver_state(parts, state)
     save_checkpoint(run, parts.learner, saved)
     return {"first_eval": first_eval, "last_eval": last_eval, "policy_version": state.policy_version, "state": saved}
@@ -183,12 +203,14 @@ def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan:
     domains = sample_metrics(step_batch.rows, step_batch.advantages)
     for d, m in domains.items():
         m["prompts_skipped_too_long"] = skipped.get(d, 0)
+        m.update(mean_over_groups(step_batch.diversity.get(d, [])))
     # before the update: a batch whose rewards failed on our side is never trained on
     check_reward_failures(domains, cfg.run.max_reward_failure_fraction, step=state.step + 1)
     update = plan_update(step_batch.batch, cfg.learner.mini_batches, parts.learner.world_size)
     coefs = parts.entropy.coefs(step_batch.batch.domains)
+    measure_rank = _due(state.step + 1, cfg.metrics.effective_rank_every_steps)
     with timer("update"):
-        learned = parts.learner.train_step(update, coefs, plan.kind)
+        learned = parts.learner.train_step(update, coefs, plan.kind, measure_rank=measure_rank)
     after = LoopState(step=state.step + 1, policy_version=state.policy_version + 1)
     with timer("sync"):
         sync_seconds = parts.learner.sync_weights(after.policy_version)
@@ -197,6 +219,9 @@ def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan:
         m.update(parts.entropy.metrics(domain))  # the coefficient this step used
         seconds = step_batch.reward_seconds.get(domain, 0.0)
         m["reward_seconds"] = round(seconds, 4)
+        spent = step_batch.diversity_seconds.get(domain, {})
+        m["diversity_seconds"] = round(spent.get("total", 0.0), 4)  # of which embedding_seconds the encoder's
+        m["embedding_seconds"] = round(spent.get("embedding", 0.0), 4)
         # the domain's reward pool: samples scored per second of its slowest worker this step
         m["reward_samples_per_second"] = round(m["samples"] / seconds, 2) if seconds > 0 else None
     parts.entropy.update({d: m["entropy_mean"] for d, m in domains.items() if "entropy_mean" in m})
@@ -213,7 +238,14 @@ def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan:
         "optimizer_steps": learned.get("optimizer_steps"),
         "sequences_trained": len(step_batch.batch),
         "prompts_skipped_too_long": sum(skipped.values()),
-        "seconds": {**timer.seconds, "engine_weight_load": round(sync_seconds, 4), "step": round(step_seconds, 4)},
+        "seconds": {
+            **timer.seconds,
+            "engine_weight_load": round(sync_seconds, 4),
+            # parts of "score" and "update": the measures on the slowest pool, and the effective rank
+            "diversity": round(max((t["total"] for t in step_batch.diversity_seconds.values()), default=0.0), 4),
+            "effective_rank": round(learned.get("rank_seconds", 0.0), 4),
+            "step": round(step_seconds, 4),
+        },
         "samples_per_second": round(len(step_batch.rows) / max(step_seconds, 1e-9), 2),
     }
     return record, after
@@ -231,12 +263,12 @@ def rollout_batch(
                 prompts, samples_per_prompt=gen.samples_per_prompt, temperature=gen.temperature, **engine_options(key)
             )
     with timer("score"):
-        scored, reward_seconds = parts.rewards.score(samples)
+        scoring = parts.rewards.score(samples, cfg.metrics.diversity.options(evaluation=False))
     with timer("advantages"):
         batch, rows, advantages = build_batch(
-            scored, parts.pad_token_id, adv.type, drop_uninformative=adv.dynamic_sampling, **adv.params()
+            scoring.scored, parts.pad_token_id, adv.type, drop_uninformative=adv.dynamic_sampling, **adv.params()
         )
-    return StepBatch(batch, rows, advantages, reward_seconds)
+    return StepBatch(batch, rows, advantages, scoring.seconds, scoring.diversity, scoring.diversity_seconds)
 
 
 def demonstration_batch(
@@ -252,7 +284,7 @@ def demonstration_batch(
             )
             rows.append(ScoredSample(sample, Score(0.0)))
         batch = build_sft_batch(rows, parts.pad_token_id)
-    return StepBatch(batch, rows, None, {})
+    return StepBatch(batch, rows, None, {}, {}, {})
 
 
 BATCH_SOURCES: dict[StageKind, Callable[..., StepBatch]] = {
@@ -262,63 +294,17 @@ BATCH_SOURCES: dict[StageKind, Callable[..., StepBatch]] = {
 """Where each kind of stage gets its batch; the update that follows is the same for all."""
 
 
-def evaluate(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, state: LoopState) -> dict:
-    """Every domain's held-out split, decoded as its eval spec says (greedy by default; open-ended
-    domains sample a group, since novelty needs one); logs and returns per-domain figures."""
-    record = eval_record(cfg, parts, list(parts.sources), state)
-    run.log_metrics(record)
-    run.event("eval", step=state.step, domains={d: _headline(m) for d, m in record["domains"].items()})
-    log.info("eval @ step %d: %s", state.step, "  ".join(f"{d} {_headline(m)}" for d, m in record["domains"].items()))
-    return record
-
-
-def eval_record(cfg: CounterpointConfig, parts: RunParts, domains: list[str], state: LoopState) -> dict:
-    """The held-out figures of `domains` now, as a metrics record (not logged)."""
-    timer = PhaseTimer()
-    by_sampling: dict[tuple, list[Prompt]] = {}
-    skipped = {}
-    for domain in domains:
-        spec = cfg.domains[domain].eval
-        limit = prompt_limit(cfg, domain, parts.max_model_len)
-        prompts = [p for p in parts.sources[domain].eval_prompts() if fits(parts.prompt_tokens, limit, p)]
-        skipped[domain] = len(parts.sources[domain].eval_prompts()) - len(prompts)
-        for key, group in group_by_sampling(cfg, prompts).items():
-            by_sampling.setdefault((spec.samples_per_prompt, spec.temperature, key), []).extend(group)
-    samples = []
-    with timer("generate"):
-        for (n, temperature, key), prompts in by_sampling.items():
-            samples += parts.rollout.generate(
-                prompts, samples_per_prompt=n, temperature=temperature, **engine_options(key)
-            )
-    with timer("score"):
-        scored, _ = parts.rewards.score(samples)
-    metrics = sample_metrics(scored)
-    for d, m in metrics.items():
-        m["prompts_skipped_too_long"] = skipped.get(d, 0)
-    return {
-        "kind": "eval",
-        "step": state.step,
-        "policy_version": state.policy_version,
-        "domains": metrics,
-        "seconds": timer.seconds,
-    }
-
-
-def _headline(m: dict) -> str:
-    if m.get("accuracy") is not None:
-        return f"acc {m['accuracy']:.3f}"
-    return f"reward {m['reward_mean']:.3f}"
-
-
 def progress_line(record: dict, steps: int) -> str:
-    """One log line per step: per domain the mean reward, accuracy, entropy and, when there are
-    any, the rewards that failed on our side (`err verifier_timeout=2`); wrong answers are not shown."""
+    """One log line per step: per domain the mean reward, accuracy, entropy, the share of distinct
+    bigrams within a prompt's group (`D2`) and, when there are any, the rewards that failed on our
+    side (`err verifier_timeout=2`); wrong answers are not shown."""
     parts = [f"step {record['step']}/{steps}"]
     for d, m in record["domains"].items():
         acc = f" acc {m['accuracy']:.2f}" if m.get("accuracy") is not None else ""
         errors = "".join(f" {r}={n}" for r, n in infrastructure_errors(m).items())
         errors = f" err{errors}" if errors else ""
-        parts.append(f"{d}: R {m['reward_mean']:.2f}{acc} H {m.get('entropy_mean', float('nan')):.2f}{errors}")
+        d2 = f" D2 {m['distinct_2']:.2f}" if m.get("distinct_2") is not None else ""
+        parts.append(f"{d}: R {m['reward_mean']:.2f}{acc} H {m.get('entropy_mean', float('nan')):.2f}{d2}{errors}")
     parts.append(f"{record['seconds']['step']:.1f}s")
     return " | ".join(parts)
 

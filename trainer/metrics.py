@@ -16,6 +16,7 @@ import torch
 
 from counterpoint.rollout.records import INFRASTRUCTURE_ERRORS, RewardError, ScoredSample
 from counterpoint.rollout.rewards.parts import part_metrics
+from counterpoint.trainer.analysis import pass_at_k_table
 from counterpoint.trainer.batch import group_by_prompt
 from counterpoint.trainer.curriculum.metric_names import DOMAIN_METRICS
 
@@ -26,6 +27,7 @@ __all__ = [
     "check_reward_failures",
     "infrastructure_errors",
     "merge_learner_sums",
+    "pass_at_k_metrics",
     "sample_metrics",
 ]
 
@@ -76,6 +78,14 @@ def sample_metrics(rows: list[ScoredSample], advantages: torch.Tensor | None = N
     return out
 
 
+def pass_at_k_metrics(rows: list[ScoredSample]) -> dict[str, float]:
+    """pass@k of one domain's evaluation samples (unbiased, per prompt, averaged; k = 1, 2, 4, ...
+    up to the samples per prompt), where the domain checks correctness (math, code); else {}."""
+    groups = group_by_prompt(rows)
+    counts = [(len(g), sum(bool(s.score.correct) for s in g)) for g in groups if g[0].score.correct is not None]
+    return pass_at_k_table(counts) if counts else {}
+
+
 def merge_learner_sums(per_rank: list[dict]) -> dict:
     """Combine every rank's per-domain sums (`objective.SUM_KEYS`) into per-domain figures."""
     from counterpoint.trainer.algo.objective import merge_sums
@@ -100,6 +110,8 @@ def merge_learner_sums(per_rank: list[dict]) -> dict:
             "logprob_mismatch_max": t["mismatch_max"],
             "loss_token_mean": t["loss_sum"] / n,
         }
+        if t["rank_count"]:  # measured this step (metrics.effective_rank_every_steps)
+            out[domain]["effective_rank"] = t["rank_sum"] / t["rank_count"]
     return out
 
 

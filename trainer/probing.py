@@ -37,7 +37,8 @@ from itertools import permutations
 
 from counterpoint.trainer.curriculum.order import best_order, estimate_transfer, predicted_score
 from counterpoint.trainer.curriculum.plan import StageKind, StepPlan
-from counterpoint.trainer.loop import LoopState, driver_state, eval_record, restore_driver_state, train_step
+from counterpoint.trainer.evaluation import eval_record
+from counterpoint.trainer.loop import LoopState, driver_state, restore_driver_state, train_step
 
 log = logging.getLogger(__name__)
 

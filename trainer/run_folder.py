@@ -22,6 +22,9 @@ class RunFolder:
     def __init__(self, path: Path):
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
+        self.logger = None
+        """A `trainer.loggers.MetricsLogger` (TensorBoard, W&B, MLflow) fed every metrics record
+        after it is written here; None: only the JSONL file."""
 
     @classmethod
     def create(cls, output_dir: Path, name: str) -> RunFolder:
@@ -52,6 +55,8 @@ class RunFolder:
 
     def log_metrics(self, record: dict) -> None:
         self.append("metrics.jsonl", record)
+        if self.logger is not None:
+            self.logger.log(record)
 
     def event(self, kind: str, **fields) -> None:
         self.append("events.jsonl", {"time": time.time(), "event": kind, **fields})
@@ -66,6 +71,12 @@ class RunFolder:
             tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in keep))
             os.replace(tmp, self.path / "metrics.jsonl")
         return len(records) - len(keep)
+
+    def read_events(self) -> list[dict]:
+        path = self.path / "events.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def read_metrics(self) -> list[dict]:
         path = self.path / "metrics.jsonl"

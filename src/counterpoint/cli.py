@@ -1,7 +1,7 @@
 """The `counterpoint` command: the cluster's commands and the control plane's, side by side.
 
 `counterpoint.cluster.cli` owns `run`, `config`, `submit` and `job`; `counterpoint.services.cli`
-owns `schedule` and `serve`. Neither package imports the other: this module composes their
+owns `schedule` and `serve`; `report` is `counterpoint.trainer.report.report_main`. Neither package imports the other: this module composes their
 subcommands and hands `serve` the cluster's Ray-job submitter (for `serve --ray-address`).
 Heavy frameworks (ray, vllm, deepspeed, uvicorn) load only inside the command that needs them,
 so `counterpoint --help` stays fast.
@@ -37,10 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     services_cli.register(sub)
     cluster_cli.register_jobs(sub)
     cluster_cli.register_config(sub)
+    # listed here; its arguments are report_main's own (`counterpoint report --help`)
+    sub.add_parser("report", help="write the HTML report of one run or several compared", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:  # matplotlib loads only here
+        from counterpoint.trainer.report import report_main
+
+        return report_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.version:
         from counterpoint import __version__

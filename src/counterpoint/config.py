@@ -23,6 +23,7 @@ from counterpoint.rollout.config import DomainConfig, DomainName, GenerationConf
 from counterpoint.trainer.config import LearnerConfig, ModelConfig, ScheduleConfig
 from counterpoint.trainer.curriculum.plan import StageKind, split_by_weight
 from counterpoint.trainer.curriculum.stages import ScheduleError, Stage
+from counterpoint.trainer.metrics_config import MetricsConfig
 
 
 class RunSection(Section):
@@ -73,6 +74,9 @@ class CounterpointConfig(Section):
     """The initial curriculum (its policy), which operators then change live."""
     cluster: ClusterConfig = ClusterConfig()
     """Where the run executes: an embedded Ray cluster or one to join."""
+    metrics: MetricsConfig = MetricsConfig()
+    """What a run measures beyond rewards (diversity, effective rank, the entropy law) and where
+    the figures go (TensorBoard, W&B, MLflow, the HTML report)."""
 
     @field_validator("domains", mode="before")
     @classmethod

@@ -67,7 +67,7 @@ def test_judge_reward_through_a_real_vllm_engine(model_cache, monkeypatch):
     prompt, demo = worker.domain.make(random.Random(0), "poems/train/0")
     topic = prompt.reference["topic"]
     group = [demo, f" the cold {topic} sings at dawn", f" {topic} qzvb lrop mnta wexu pfil"]
-    [scores], seconds = worker.score([(prompt, group)])
+    [scores], seconds, *_ = worker.score([(prompt, group)])
     assert seconds > 0 and len(seen) == 2  # the nonsense failed fluency and never reached the judge
     assert scores[2].error == RewardError.FLUENCY_FAILED and scores[2].reward == 0.0
     assert all(isinstance(r, str) for r in seen)
@@ -77,7 +77,7 @@ def test_judge_reward_through_a_real_vllm_engine(model_cache, monkeypatch):
     # The same engine asked with a prompt after which the model writes words: no score in them.
     seen.clear()
     scorer.judge = Judge(recording, template=LINE_TEMPLATE)
-    [words], _ = worker.score([(prompt, group)])
+    [words], *_ = worker.score([(prompt, group)])
     _check_outcomes(words[:2], seen)
     unparsable = [s for s in words if s.error == RewardError.JUDGE_UNPARSABLE]
     assert unparsable, f"the tiny model's replies {seen!r} all held a score"

@@ -23,7 +23,12 @@ def test_two_real_steps(tmp_path, model_cache):
     from counterpoint.cluster.launch import run_training
 
     # a large step, so a rollout engine left with stale weights would show in the mismatch
-    cfg = load_config(SMOKE, overrides=small_overrides(tmp_path, model_cache, "learner.learning_rate=0.01"))
+    cfg = load_config(
+        SMOKE,
+        overrides=small_overrides(
+            tmp_path, model_cache, "learner.learning_rate=0.01", "metrics.effective_rank_every_steps=2"
+        ),
+    )
     run = RunFolder(tmp_path / "runs" / "it")
     summary = run_training(cfg, run)
 
@@ -41,6 +46,30 @@ def test_two_real_steps(tmp_path, model_cache):
             # (reward_seconds is rounded to 0.1 ms, a large share of a millisecond-long call)
             seconds = m["reward_seconds"]
             assert seconds > 0 and m["reward_samples_per_second"] * seconds == pytest.approx(8, abs=8 * 6e-5 / seconds)
+    # the measures of range, from the real reward actors (MiniLM included) and the real learner
+    for r in steps:
+        for d, m in r["domains"].items():
+            assert 0.0 < m["distinct_1"] <= 1.0 and 0.0 <= m["self_bleu"] <= 1.0, (d, m)
+            assert 1 <= m["unique_trajectories"] <= 4 and 1.0 <= m["vendi"] <= 4.0 + 1e-6
+            assert 0.0 <= m["semantic_diversity"] <= 2.0
+            assert m["diversity_seconds"] >= m["embedding_seconds"] > 0
+        assert 1 <= r["domains"]["code"]["functional_classes"] <= 4 and r["domains"]["code"]["ast_shapes"] <= 4
+        ranks = [m.get("effective_rank") for m in r["domains"].values()]
+        if r["step"] == 2:  # (None: a domain whose responses were all one token long, no rank to take)
+            assert any(v is not None for v in ranks) and all(v is None or 1.0 <= v <= 8.0 for v in ranks)
+        else:
+            assert ranks == [None] * 3
+    assert steps[1]["seconds"]["effective_rank"] > 0 and steps[0]["seconds"]["effective_rank"] == 0
+    last_eval = [r for r in records if r["kind"] == "eval"][-1]
+    assert last_eval["domains"]["math"]["pass@1"] == pytest.approx(last_eval["domains"]["math"]["accuracy"])
+    assert set(summary["entropy_law"]) <= {"math", "code", "creative"} and summary["transfer"] is None
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(run.path / "tensorboard"), size_guidance={"scalars": 0})
+    board.Reload()
+    assert [e.step for e in board.Scalars("math/reward_mean")] == [1, 2]
+    assert [e.step for e in board.Scalars("code/eval/accuracy")] == [0, 2]
+    assert (run.path / "report" / "report.html").is_file()
     # no entropy bonus: a step has a gradient exactly when one of its groups had unequal rewards
     assert all((r["grad_norm"] > 0) == informative(r) for r in steps), [(r["grad_norm"], informative(r)) for r in steps]
     assert any(informative(r) for r in steps)

@@ -265,7 +265,7 @@ def test_rewards_route_each_group_to_its_domains_pool_in_input_order(spawn, even
     rewards = RayRewards(scored_pools(spawn, {"math": 2, "code": 1, "creative": 1}), on_event=events)
     samples = rollout_samples(prompts(7))
     samples = samples[1::2] + samples[::2]  # a prompt's samples need not be adjacent
-    scored, seconds = rewards.score(samples)
+    scored, seconds, *_ = rewards.score(samples)
 
     assert [x.sample for x in scored] == samples
     for x in scored:
@@ -293,7 +293,7 @@ def test_a_crashed_reward_actor_is_replaced_and_its_groups_scored_again(spawn, e
     rewards = RayRewards(scored_pools(spawn, {"math": 1, "code": 2}, str(tmp_path)), on_event=events)
     arm(tmp_path, "reward-code-1", "score", "exit")
     samples = rollout_samples(prompts(8, domains=("math", "code")), 3)
-    scored, _ = rewards.score(samples)
+    scored, *_ = rewards.score(samples)
     assert [x.sample for x in scored] == samples
     assert all(x.score.info["prompt_id"] == x.sample.prompt.prompt_id for x in scored)
     assert events.kinds() == ["actor_recovered"] and events.seen[0][1]["actor"] == "reward-code-1"
@@ -306,7 +306,7 @@ def test_a_hung_reward_actor_is_killed_replaced_and_its_groups_scored_again(spaw
     arm(tmp_path, "reward-creative-0", "score", "hang")
     samples = rollout_samples(prompts(3, domains=("creative",)))
     started_at = time.monotonic()
-    scored, _ = rewards.score(samples)
+    scored, *_ = rewards.score(samples)
     assert time.monotonic() - started_at < 60
     assert [x.sample for x in scored] == samples and all(x.score.info["domain"] == "creative" for x in scored)
     assert events.seen[:2] == [

@@ -54,7 +54,7 @@ def test_two_math_domains_need_only_config():
         assert all(p.domain == name and p.prompt_id.startswith(f"{name}/train/") for p, _ in batch)
         assert all(p.domain == name and is_eval_text(name, p.text) for p in source.eval_prompts())
         [(prompt, demo)] = batch[:1]
-        scores, _ = workers[name].score([(prompt, [demo, " banana"])])
+        scores, *_ = workers[name].score([(prompt, [demo, " banana"])])
         assert [s.correct for s in scores[0]] == [True, False]
     # Seeds and the held-out split are keyed by the name: the two draw different problems.
     assert [p.text for p, _ in sources["math"].next_batch(20)] != [p.text for p, _ in sources["algebra"].next_batch(20)]

@@ -8,7 +8,8 @@ import random
 
 from counterpoint.config import config_from_dict
 from counterpoint.rollout.domains import build_domain, task_source
-from counterpoint.rollout.records import Sample, Score, ScoredSample
+from counterpoint.rollout.records import Sample, Score, ScoredSample, Scoring
+from counterpoint.rollout.rewards.measure import GroupMeasurer
 from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
 from counterpoint.trainer.curriculum.controller import ScheduleController
 from counterpoint.trainer.curriculum.planner import SchedulePlanner
@@ -52,17 +53,29 @@ class FakeRewards:
         self.domains = {d: build_domain(d) for d in domains}
         self.failures = failures or {}
 
-    def score(self, samples):
+    def score(self, samples, diversity=None):
         scored = []
         for i in range(0, len(samples), 1):
             s = samples[i]
             scored.append(ScoredSample(s, self.domains[s.prompt.domain].score_group(s.prompt, [s.response_text])[0]))
+        measured = {d: [] for d in self.domains}
+        groups: dict[str, list[ScoredSample]] = {}
+        for row in scored:
+            groups.setdefault(row.sample.prompt.prompt_id, []).append(row)
+        for rows in groups.values():  # the real measures (no encoder: `semantic_groups` is taken as 0)
+            domain = rows[0].domain
+            options = dict(diversity, semantic_groups=0) if diversity else None
+            per_group, _ = GroupMeasurer(self.domains[domain]).measure(
+                [(rows[0].sample.prompt, [r.sample.response_text for r in rows])], [[r.score for r in rows]], options
+            )
+            measured[domain] += per_group
         for domain, (reason, share) in self.failures.items():
             rows = [i for i, r in enumerate(scored) if r.domain == domain]
             for i in rows[: round(share * len(rows))]:
                 failed = Score(0.0, False if scored[i].score.correct is not None else None, {"detail": "fake"}, reason)
                 scored[i] = ScoredSample(scored[i].sample, failed)
-        return scored, {d: 0.0 for d in self.domains}
+        seconds = {d: {"total": 0.0, "embedding": 0.0} for d in self.domains}
+        return Scoring(scored, {d: 0.0 for d in self.domains}, measured, seconds)
 
 
 class FakeLearner:
@@ -75,7 +88,7 @@ class FakeLearner:
         self.crash_at_step = crash_at_step
         self.plans, self.coefs, self.kinds = [], [], []
 
-    def train_step(self, plan, entropy_coefs, kind):
+    def train_step(self, plan, entropy_coefs, kind, measure_rank=False):
         if self.crash_at_step is not None and self.rollout.version + 1 == self.crash_at_step:
             raise FakeLearnerCrash(f"the fake learner crashes at step {self.crash_at_step}")
         self.plans.append(plan)
@@ -89,8 +102,16 @@ class FakeLearner:
                     n = float(shard.response_mask[shard.domain_ids == i].sum())
                     if n:
                         sums[d] = {"tokens": n, "entropy_sum": 0.1 * n}
+                        if measure_rank:  # a fixed rank of 2 per response
+                            responses = float((shard.domain_ids == i).sum())
+                            sums[d] |= {"rank_sum": 2.0 * responses, "rank_count": responses}
             per_rank.append({"domains": sums})
-        return {"domains": merge_learner_sums(per_rank), "grad_norm": 1.0, "optimizer_steps": len(plan.counts)}
+        return {
+            "domains": merge_learner_sums(per_rank),
+            "grad_norm": 1.0,
+            "optimizer_steps": len(plan.counts),
+            "rank_seconds": 0.0,
+        }
 
     def sync_weights(self, version):
         self.rollout.version = version
@@ -108,10 +129,12 @@ class FakeLearnerCrash(RuntimeError):
     """The fake learner's crash, at a step the test chose."""
 
 
-def fake_config(steps, *, schedule=None, eval_every=0, mini_batches=1, checkpoint_every=2, **run):
-    """`run`: more fields of the run section (e.g. max_reward_failure_fraction=0.2)."""
+def fake_config(steps, *, schedule=None, eval_every=0, mini_batches=1, checkpoint_every=2, metrics=None, **run):
+    """`run`: more fields of the run section (e.g. max_reward_failure_fraction=0.2); `metrics`:
+    the metrics section (default: its defaults, without loggers)."""
     return config_from_dict(
         {
+            "metrics": {"report_to": [], **(metrics or {})},
             "run": {
                 "steps": steps,
                 "eval_every_steps": eval_every,

@@ -17,7 +17,8 @@ from counterpoint.trainer.batch import encode_demonstration
 from counterpoint.trainer.chat import chat_renderer, check_chat_template, prompt_counter, rendered_sources
 from counterpoint.trainer.config import ChatTemplateConfig
 from counterpoint.trainer.curriculum.plan import StageKind, StepPlan
-from counterpoint.trainer.loop import LoopState, eval_record, train_step
+from counterpoint.trainer.evaluation import eval_record
+from counterpoint.trainer.loop import LoopState, train_step
 from counterpoint.trainer.run_folder import RunFolder
 
 from .fakes import FakeRollout, fake_config, fake_parts

@@ -7,9 +7,12 @@ import pickle
 import pytest
 import torch
 
+from counterpoint.rollout.diversity import DIVERSITY_METRICS as MEASURED
 from counterpoint.rollout.records import Prompt, RewardError, Sample, Score, ScoredSample
 from counterpoint.trainer.curriculum.metric_names import (
+    DIVERSITY_METRICS,
     ENTROPY_METRICS,
+    EVAL_METRICS,
     LEARNER_METRICS,
     RULE_METRICS,
     SAMPLE_METRICS,
@@ -38,11 +41,20 @@ def test_every_per_domain_metric_a_step_reports_is_a_known_name_and_every_name_i
     train(cfg, fake_parts(cfg, run), run)
     records = run.read_metrics()
     for r in records:
+        known = set(DOMAIN_METRICS) | (set(EVAL_METRICS) if r["kind"] == "eval" else set())
         for domain, m in r["domains"].items():
-            assert set(m) <= set(DOMAIN_METRICS), (r["kind"], domain, set(m) - set(DOMAIN_METRICS))
-    # a train step of a domain with an entropy target (creative) and one without (math) reports them all
+            assert set(m) <= known, (r["kind"], domain, set(m) - known)
+    # a train step of a domain with an entropy target (creative) and one without (math) reports them
+    # all, but for those this fake run cannot have: the sentence encoder's (the fakes set
+    # semantic_groups to 0), code's (no code domain) and the rank (not due in 2 steps)
+    absent = {"semantic_diversity", "vendi", "ast_shapes", "functional_classes"}
+    absent |= {f"effective_{k}" for k in absent} | {"effective_rank"}
     train_keys = {k for r in records if r["kind"] == "train" for m in r["domains"].values() for k in m}
-    assert train_keys == set(DOMAIN_METRICS)
+    assert train_keys == set(DOMAIN_METRICS) - absent
+
+
+def test_the_diversity_names_are_the_measures_names():
+    assert set(DIVERSITY_METRICS) - {"diversity_seconds", "embedding_seconds"} == set(MEASURED)
 
 
 def test_each_producer_reports_exactly_its_declared_names():

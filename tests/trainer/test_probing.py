@@ -120,7 +120,7 @@ class FakeCheckpointLearner(FakeLearner):
         self.restores = restores
         rollout.learner = self
 
-    def train_step(self, plan, entropy_coefs, kind):
+    def train_step(self, plan, entropy_coefs, kind, measure_rank=False):
         self.weights += sorted({d for shards in plan.shards for s in shards for d in s.domains})
         return super().train_step(plan, entropy_coefs, kind)
 

@@ -31,7 +31,10 @@ SUM_KEYS = (
     "mismatch_sum",
     "mismatch_max",
     "loss_sum",
+    "rank_sum",
+    "rank_count",
 )
+"""Per-domain sums of a micro-batch; `rank_*` only on the steps the effective rank is measured."""
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,41 @@ DRAW_METRICS = {
 }
 """`trainer.loop.train_step` and `eval_record`: drawing the domain's prompts."""
 
+_DIVERSITY_BASE = {
+    **{
+        f"distinct_{n}": f"distinct {n}-grams over all {n}-grams of a prompt's group (word tokens)" for n in range(1, 5)
+    },
+    **{
+        f"ead_{n}": f"expectation-adjusted distinct {n}-grams (distinct count over its expected value)"
+        for n in range(1, 5)
+    },
+    "self_bleu": "mean BLEU of each sample against the group's others (a similarity: lower is more diverse)",
+    "self_chrf": "mean pairwise chrF of the group's samples (a similarity: lower is more diverse)",
+    "unique_trajectories": "clusters of the group's samples at the chrF similarity threshold",
+    "semantic_diversity": "mean pairwise cosine distance of the samples' MiniLM embeddings",
+    "vendi": "Vendi score of the embeddings: the effective number of distinct samples (1..group size)",
+    "ast_shapes": "distinct program shapes (ASTs without names and constants) in the group (code)",
+    "functional_classes": "distinct behaviours on the tests among the group's programs (code)",
+}
+DIVERSITY_METRICS = {
+    **_DIVERSITY_BASE,
+    **{f"effective_{k}": f"{v}; over the quality-passing samples only" for k, v in _DIVERSITY_BASE.items()},
+    "diversity_seconds": "seconds the domain's slowest reward worker spent on the diversity measures",
+    "embedding_seconds": "of diversity_seconds, the sentence encoder's share",
+}
+"""`rollout.rewards.measure` via `rollout.diversity.group_diversity`: the mean over the step's
+groups (the names equal `rollout.diversity.DIVERSITY_METRICS`, a test checks). Semantic ones only
+where the encoder ran (`metrics.diversity.semantic_groups`), code ones only for code domains."""
+
+RANK_METRICS = {
+    "effective_rank": "mean effective rank of the responses' last-layer hidden states (every N steps)",
+}
+"""`trainer.learner.Learner`, every `metrics.effective_rank_every_steps` steps."""
+
+EVAL_METRICS = {f"pass@{k}": f"unbiased pass@{k} over the eval prompts (math, code)" for k in (1, 2, 4, 8, 16, 32, 64)}
+"""`trainer.metrics.pass_at_k_metrics`: evaluation records only, k = 1, 2, 4, ... and the samples per
+prompt (a k outside these powers of two appears when samples_per_prompt is not one)."""
+
 DOMAIN_METRICS: dict[str, str] = {
     **SAMPLE_METRICS,
     **REWARD_PART_METRICS,
@@ -77,6 +112,8 @@ DOMAIN_METRICS: dict[str, str] = {
     **ENTROPY_METRICS,
     **REWARD_POOL_METRICS,
     **DRAW_METRICS,
+    **DIVERSITY_METRICS,
+    **RANK_METRICS,
 }
 """Every per-domain key of a step's metrics record (`record["domains"][d]`), with its meaning."""
 
