@@ -154,8 +154,8 @@ def _score(m: Mapping) -> float | None:
     return None if value is None else float(value)
 
 
-def law_points(records: Sequence[Mapping], domain: str) -> list[tuple[float, float]]:
-    """(H, R) points of `domain` for the law, one per eval record at a step s > 0, in step order.
+def law_points(records: Sequence[Mapping], domain: str) -> list[tuple[int, float, float]]:
+    """(s, H, R) points of `domain` for the law, one per eval record at a step s > 0, in step order.
 
     H is the mean of the domain's `entropy_mean` over the train records with step in (s_prev, s],
     s_prev the step of the previous eval record (−∞ before the first); R is the eval's `accuracy`,
@@ -176,7 +176,7 @@ def law_points(records: Sequence[Mapping], domain: str) -> list[tuple[float, flo
         prev = s
         score = _score(r.get("domains", {}).get(domain, {}))
         if s > 0 and window and score is not None:
-            points.append((sum(window) / len(window), score))
+            points.append((s, sum(window) / len(window), score))
     return points
 
 
@@ -188,7 +188,7 @@ def fit_domains(records: Sequence[Mapping], holdout_fraction: float = 0.2) -> di
     for d in domains:
         points = law_points(records, d)
         if len(points) >= 2:
-            fit = fit_entropy_law([h for h, _ in points], [s for _, s in points], holdout_fraction)
+            fit = fit_entropy_law([h for _, h, _ in points], [r for _, _, r in points], holdout_fraction)
             if fit is not None:
                 out[d] = fit
     return out

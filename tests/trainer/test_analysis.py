@@ -197,11 +197,12 @@ RUN = [
 
 
 def test_law_points_windows_and_scores():
-    assert law_points(RUN, "m") == [(pytest.approx(0.9), 0.3), (pytest.approx(0.6), 0.7)]
-    assert law_points(RUN, "c") == [(pytest.approx(0.8), 0.4)]  # mean of 0.9 and 0.7
+    assert [p[1:] for p in law_points(RUN, "m")] == [(pytest.approx(0.9), 0.3), (pytest.approx(0.6), 0.7)]
+    assert [p[0] for p in law_points(RUN, "m")] == [2, 4]
+    assert [p[1:] for p in law_points(RUN, "c")] == [(pytest.approx(0.8), 0.4)]  # mean of 0.9 and 0.7
     assert law_points(RUN, "absent") == []
     # a resumed run logs step 3 again: the last record counts, once
-    assert law_points([*RUN[:5], _train(3, m=0.4), *RUN[5:]], "m")[1] == (pytest.approx(0.4), 0.7)
+    assert law_points([*RUN[:5], _train(3, m=0.4), *RUN[5:]], "m")[1][1:] == (pytest.approx(0.4), 0.7)
 
 
 def test_fit_domains():
