@@ -5,6 +5,7 @@ that make the run's transfer matrix (BWT, FWT)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from counterpoint.rollout.diversity import mean_over_groups
@@ -54,16 +55,24 @@ def evaluate(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, state: Lo
     return record
 
 
-def eval_record(cfg: CounterpointConfig, parts: RunParts, domains: list[str], state: LoopState) -> dict:
-    """The held-out figures of `domains` now, as a metrics record (not logged)."""
+def eval_record(
+    cfg: CounterpointConfig,
+    parts: RunParts,
+    domains: list[str],
+    state: LoopState,
+    prompts_of: Callable[[str], list[Prompt]] | None = None,
+) -> dict:
+    """The held-out figures of `domains` now, as a metrics record (not logged). `prompts_of(d)`:
+    other prompts to score instead of the held-out split (the transfer probes' own split)."""
     timer = PhaseTimer()
     by_sampling: dict[tuple, list[Prompt]] = {}
     skipped = {}
     for domain in domains:
         spec = cfg.domains[domain].eval
         limit = prompt_limit(cfg, domain, parts.max_model_len)
-        prompts = [p for p in parts.sources[domain].eval_prompts() if fits(parts.prompt_tokens, limit, p)]
-        skipped[domain] = len(parts.sources[domain].eval_prompts()) - len(prompts)
+        candidates = parts.sources[domain].eval_prompts() if prompts_of is None else prompts_of(domain)
+        prompts = [p for p in candidates if fits(parts.prompt_tokens, limit, p)]
+        skipped[domain] = len(candidates) - len(prompts)
         for key, group in group_by_sampling(cfg, prompts).items():
             by_sampling.setdefault((spec.samples_per_prompt, spec.temperature, key), []).extend(group)
     samples = []

@@ -178,9 +178,14 @@ def probe_run(cfg, parts, run, domains: Sequence[str], probe_steps: int, prompts
                 " ".join(f"{d} R {m['reward_mean']:.2f}" for d, m in record["domains"].items()),
             )
 
+    def probe_prompts(domain: str) -> list:
+        return parts.sources[domain].probe_prompts(cfg.domains[domain].eval.prompts)
+
     def score(domain: str, stage: str) -> float:
         sync_if_stale()
-        record = eval_record(cfg, parts, [domain], counter["state"])
+        # scored on the domain's probe split (training-side prompts), never on the held-out one
+        # the run reports: choosing the order on eval prompts would bias the eval the choice is judged by
+        record = eval_record(cfg, parts, [domain], counter["state"], prompts_of=probe_prompts)
         run.append(PROBES_FILE, {**record, "kind": "probe_eval", "probe_stage": stage})
         return domain_score(record["domains"][domain])
 

@@ -87,6 +87,11 @@ class TaskSource:
     def eval_prompts(self) -> list[Prompt]:
         return [p for p, _ in self._eval]
 
+    def probe_prompts(self, n: int) -> list[Prompt]:
+        """`n` fixed prompts of the training side (never of the held-out split) for choosing
+        between schedules (the bwt policy's transfer probes), so a choice never peeks at eval."""
+        return [p for p, _ in self._draw("probe", 0, n, want_eval=False)[0]]
+
     def state_dict(self) -> dict:
         return {"cursor": self.cursor, "seed": self.seed}
 

@@ -163,6 +163,11 @@ class RowSource(TaskSource):
             self._orders = {epoch: order}  # one epoch at a time is all a cursor needs
         return self._orders[epoch]
 
+    def probe_prompts(self, n: int) -> list[Prompt]:
+        """A seeded sample of `n` training rows (all of them when there are fewer)."""
+        rows = random.Random(f"{self.seed}/{self.domain.name}/probe").sample(self._train, min(n, len(self._train)))
+        return [p for p, _ in rows]
+
     def next_batch(self, n: int) -> list[tuple[Prompt, str]]:
         out = []
         for _ in range(n):

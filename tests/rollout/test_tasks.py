@@ -25,6 +25,19 @@ def test_sources_are_seeded_and_eval_is_held_out(name):
     assert [p.text for p, _ in c.next_batch(50)] != [p.text for p, _ in batch_a]
 
 
+@pytest.mark.parametrize("name", ["math", "code", "creative"])
+def test_the_probe_split_is_fixed_and_never_held_out(name):
+    a = TaskSource(build_domain(name), seed=3, eval_size=16)
+    probes = a.probe_prompts(16)
+    assert len(probes) == 16 and [p.text for p in probes] == [p.text for p in a.probe_prompts(16)]
+    assert not any(is_eval_text(name, p.text) for p in probes)
+    assert not {p.text for p in probes} & {p.text for p in a.eval_prompts()}
+    assert all(p.prompt_id.startswith(f"{name}/probe/") for p in probes)
+    cursor = a.state_dict()
+    a.probe_prompts(16)
+    assert a.state_dict() == cursor  # drawing probes moves no training cursor
+
+
 def test_cursor_state_round_trip():
     a = TaskSource(MathDomain(), seed=1, eval_size=4)
     a.next_batch(7)

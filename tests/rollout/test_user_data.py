@@ -157,6 +157,18 @@ def test_the_cursor_goes_through_epochs_and_resumes(tmp_path):
     assert [p.prompt_id for p, _ in a.next_batch(7)] == [p.prompt_id for p, _ in b.next_batch(7)]
 
 
+def test_the_probe_split_of_a_file_is_a_seeded_sample_of_its_training_rows(tmp_path):
+    path = write(tmp_path / "m.jsonl", MATH_ROWS)
+    cfg = domain_config("m", math_domain(path, eval={"fraction": 0.25}))
+    source = task_source("m", cfg, seed=3)
+    probes = source.probe_prompts(5)
+    assert len(probes) == 5 and [p.prompt_id for p in probes] == [p.prompt_id for p in source.probe_prompts(5)]
+    assert all(p.prompt_id.startswith("m/train/") for p in probes)  # training rows, never held out
+    assert not {p.text for p in probes} & {p.text for p in source.eval_prompts()}
+    assert [p.prompt_id for p in task_source("m", cfg, seed=4).probe_prompts(5)] != [p.prompt_id for p in probes]
+    assert len(source.probe_prompts(1000)) == len(source._train)  # all of them when there are fewer
+
+
 def _error(tmp_path, domain: dict) -> str:
     cfg = config_from_dict({"domains": {"mine": domain}})
     with pytest.raises(DataError) as err:
