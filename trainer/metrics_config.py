@@ -17,7 +17,7 @@ class DiversityConfig(Section):
     """Output diversity of each prompt's group of samples, per domain, on every training step and
     every evaluation (rollout/diversity.py). The lexical and code measures cost about a
     millisecond a group; the semantic ones run a sentence encoder (all-MiniLM-L6-v2, about 8 ms a
-    response on one CPU core), so they cover a few groups per step and every group at evaluation."""
+    response on one CPU core), so they cover a few groups per step and per evaluation."""
 
     enabled: bool = True
     """Measure diversity at all (distinct-n, EAD, self-BLEU, chrF, unique trajectories; code: AST
@@ -26,8 +26,10 @@ class DiversityConfig(Section):
     """Groups per reward worker and training step whose responses are embedded for the semantic
     measures (semantic diversity, Vendi); 0 turns them off during training. A domain's step figure
     is the mean over the groups measured, so it is noisier than the lexical ones."""
-    semantic_eval: bool = True
-    """Embed every evaluation group (evaluations are rarer, and the figure is then exact)."""
+    semantic_eval_groups: int = Field(16, ge=0)
+    """Groups per reward worker and evaluation embedded for the semantic measures (0: none). The
+    default run's evaluations hold 32-128 groups per domain; embedding all of them took 4-10 s
+    per evaluation on the 2-core machine."""
     ead_vocab_size: int = Field(50_000, ge=2)
     """V of expectation-adjusted distinct: the number of word types a response could draw from."""
     trajectory_threshold: float = Field(0.7, gt=0.0, le=1.0, allow_inf_nan=False)
@@ -37,13 +39,13 @@ class DiversityConfig(Section):
     @property
     def semantic(self) -> bool:
         """Whether the semantic measures run at all (reward workers then load the encoder at start)."""
-        return self.enabled and (self.semantic_groups > 0 or self.semantic_eval)
+        return self.enabled and (self.semantic_groups > 0 or self.semantic_eval_groups > 0)
 
     def options(self, *, evaluation: bool) -> dict:
         """The plain options a reward worker's measurer takes for a training step or an evaluation."""
         return {
             "enabled": self.enabled,
-            "semantic_groups": None if evaluation and self.semantic_eval else self.semantic_groups,
+            "semantic_groups": self.semantic_eval_groups if evaluation else self.semantic_groups,
             "ead_vocab_size": self.ead_vocab_size,
             "trajectory_threshold": self.trajectory_threshold,
         }
