@@ -263,7 +263,7 @@ def rollout_batch(
                 prompts, samples_per_prompt=gen.samples_per_prompt, temperature=gen.temperature, **engine_options(key)
             )
     with timer("score"):
-        scoring = parts.rewards.score(samples, cfg.metrics.diversity.options(evaluation=False))
+        scoring = parts.rewards.score(samples, cfg.metrics.diversity.options(evaluation=False, step=state.step + 1))
     with timer("advantages"):
         batch, rows, advantages = build_batch(
             scoring.scored, parts.pad_token_id, adv.type, drop_uninformative=adv.dynamic_sampling, **adv.params()

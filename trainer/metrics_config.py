@@ -17,15 +17,20 @@ class DiversityConfig(Section):
     """Output diversity of each prompt's group of samples, per domain, on every training step and
     every evaluation (rollout/diversity.py). The lexical and code measures cost about a
     millisecond a group; the semantic ones run a sentence encoder (all-MiniLM-L6-v2, about 8 ms a
-    response on one CPU core), so they cover a few groups per step and per evaluation."""
+    response on one CPU core), so they cover a few groups every few steps and at each evaluation
+    (scripts/bench_metrics.py measures what each costs; docs/results/metrics.md)."""
 
     enabled: bool = True
     """Measure diversity at all (distinct-n, EAD, self-BLEU, chrF, unique trajectories; code: AST
     shapes and functional classes; semantic diversity and Vendi where the encoder runs)."""
     semantic_groups: int = Field(1, ge=0)
-    """Groups per reward worker and training step whose responses are embedded for the semantic
-    measures (semantic diversity, Vendi); 0 turns them off during training. A domain's step figure
-    is the mean over the groups measured, so it is noisier than the lexical ones."""
+    """Groups per reward worker whose responses are embedded for the semantic measures (semantic
+    diversity, Vendi) on the training steps that take them; 0 turns them off during training. A
+    domain's step figure is the mean over the groups measured, so it is noisier than the lexical ones."""
+    semantic_every_steps: int = Field(5, ge=1)
+    """Training steps take the semantic measures every N steps (1: every step). On every step
+    they cost the default run about 9% of its CPU on the 2-core machine, more than the lexical,
+    code and rank measures together; evaluations always take them."""
     semantic_eval_groups: int = Field(16, ge=0)
     """Groups per reward worker and evaluation embedded for the semantic measures (0: none). The
     default run's evaluations hold 32-128 groups per domain; embedding all of them took 4-10 s
@@ -41,11 +46,12 @@ class DiversityConfig(Section):
         """Whether the semantic measures run at all (reward workers then load the encoder at start)."""
         return self.enabled and (self.semantic_groups > 0 or self.semantic_eval_groups > 0)
 
-    def options(self, *, evaluation: bool) -> dict:
-        """The plain options a reward worker's measurer takes for a training step or an evaluation."""
+    def options(self, *, evaluation: bool, step: int = 0) -> dict:
+        """The plain options a reward worker's measurer takes for training step `step` or an evaluation."""
+        groups = self.semantic_groups if step % self.semantic_every_steps == 0 else 0
         return {
             "enabled": self.enabled,
-            "semantic_groups": self.semantic_eval_groups if evaluation else self.semantic_groups,
+            "semantic_groups": self.semantic_eval_groups if evaluation else groups,
             "ead_vocab_size": self.ead_vocab_size,
             "trajectory_threshold": self.trajectory_threshold,
         }

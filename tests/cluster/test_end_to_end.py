@@ -26,7 +26,11 @@ def test_two_real_steps(tmp_path, model_cache):
     cfg = load_config(
         SMOKE,
         overrides=small_overrides(
-            tmp_path, model_cache, "learner.learning_rate=0.01", "metrics.effective_rank_every_steps=2"
+            tmp_path,
+            model_cache,
+            "learner.learning_rate=0.01",
+            "metrics.effective_rank_every_steps=2",
+            "metrics.diversity.semantic_every_steps=1",
         ),
     )
     run = RunFolder(tmp_path / "runs" / "it")

@@ -62,3 +62,13 @@ def test_a_joint_run_has_no_transfer_matrix(tmp_path):
     train(cfg, run=run, parts=fake_parts(cfg, run))
     assert not [e for e in run.read_events() if e["event"] == "stage_boundary"]
     assert transfer_from_run(run.read_metrics(), run.read_events()) is None
+
+
+def test_semantic_measures_come_every_n_steps_and_at_every_evaluation():
+    from counterpoint.trainer.metrics_config import DiversityConfig
+
+    cfg = DiversityConfig(semantic_groups=2, semantic_every_steps=5, semantic_eval_groups=16)
+    assert [cfg.options(evaluation=False, step=s)["semantic_groups"] for s in (1, 4, 5, 6, 10)] == [0, 0, 2, 0, 2]
+    assert cfg.options(evaluation=True)["semantic_groups"] == 16
+    assert DiversityConfig(semantic_groups=0, semantic_eval_groups=0).semantic is False
+    assert DiversityConfig(enabled=False).options(evaluation=True)["enabled"] is False
