@@ -37,6 +37,10 @@ class ClusterConfig(Section):
     """Ray auth: "disabled" is for the embedded loopback-only cluster; join real clusters with "token"."""
     object_store_mib: int = Field(512, ge=128)
     """Object store size of an embedded cluster."""
+    dashboard: bool = False
+    """Start Ray's dashboard with an embedded cluster, bound to 127.0.0.1 only (port 8265, or the next
+    free one; the run's log names the URL); off by default. Like the embedded cluster it has no auth:
+    every user of this machine can reach it and its Jobs API. A joined cluster's dashboard is its own."""
     gpus_per_engine: float = Field(0.0, ge=0.0)
     """GPUs each rollout engine asks Ray for (1 on a GPU cluster; vLLM then runs on it)."""
     gpus_per_learner_rank: float = Field(0.0, ge=0.0)

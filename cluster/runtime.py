@@ -58,19 +58,23 @@ def _init(ray, cfg, log_to_driver: bool) -> str:
     if cfg.address is None:
         os.environ["RAY_AUTH_MODE"] = "disabled"
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        ray.init(
+        dashboard = cfg.dashboard
+        context = ray.init(
             address="local",  # never attach to another cluster on this host
             num_cpus=cfg.num_cpus,
             num_gpus=0,
             object_store_memory=cfg.object_store_mib * 2**20,
-            include_dashboard=False,
+            include_dashboard=dashboard,
+            dashboard_host="127.0.0.1",  # loopback only, like the rest of the embedded cluster
             _node_ip_address="127.0.0.1",
             runtime_env=runtime_env,
             log_to_driver=log_to_driver,
             configure_logging=False,
         )
-        _start_watchdog(ray)
-        return f"embedded on 127.0.0.1, {cfg.num_cpus} logical CPUs, auth disabled (loopback only)"
+        _start_watchdog(ray)  # the dashboard is one of the node's processes, so it is watched too
+        where = f"embedded on 127.0.0.1, {cfg.num_cpus} logical CPUs, auth disabled (loopback only)"
+        url = getattr(context, "dashboard_url", None) if dashboard else None
+        return f"{where}, dashboard at http://{url}" if url else where
     if cfg.auth_mode == "token":
         os.environ["RAY_AUTH_MODE"] = "token"
         if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):

@@ -22,11 +22,13 @@ from fastapi import Path as PathParam
 from counterpoint.services.auth import Auth, Principal, is_loopback
 from counterpoint.services.backend import RUN_ID_PATTERN, Backend, BackendUnavailable, RunNotFound
 from counterpoint.services.errors import BodySizeLimit, error_response, error_responses, install_error_handlers
+from counterpoint.services.prom import add_prometheus
 from counterpoint.services.schemas import (
     AdvanceRequest,
     AuditView,
     DomainPatch,
     Health,
+    Identity,
     MetricsView,
     PauseRequest,
     RunList,
@@ -37,6 +39,7 @@ from counterpoint.services.schemas import (
     SubmittedRun,
     UnavailableRun,
 )
+from counterpoint.services.web import add_web
 from counterpoint.trainer.curriculum.controller import MAX_METRICS_RECORDS, ControllerStateError
 
 log = logging.getLogger(__name__)
@@ -127,6 +130,18 @@ def create_app(
         if not backend.ready():
             return error_response(503, "the backend is not ready (e.g. the runs folder does not exist)")
         return Health(status="ready", detail={"runs": len(backend.list_runs())})
+
+    @app.get(
+        "/v1/whoami",
+        tags=["runs"],
+        response_model=Identity,
+        summary="The token's identity",
+        description="The name and role of the presented token (viewer or operator), so a client such as the "
+        "operator's page can show a read-only view to a viewer before any write is refused.",
+        responses=error_responses(401),
+    )
+    def whoami(who: Principal = Depends(viewer)) -> Identity:
+        return Identity(name=who.name, role=who.role)
 
     @app.get(
         "/v1/runs",
@@ -312,6 +327,8 @@ def create_app(
     ) -> AuditView:
         return AuditView(run_id=run_id, since=since, entries=backend.controller(run_id).audit(since))
 
+    add_prometheus(app, backend, auth)
+    add_web(app)
     return app
 
 

@@ -271,6 +271,15 @@ class Health(Body):
     """Extra facts, e.g. how many runs are served."""
 
 
+class Identity(Body):
+    """Who the presented token acts as."""
+
+    name: str
+    """The token's name (from the tokens file or env; never the token itself)."""
+    role: Literal["viewer", "operator"]
+    """viewer: reads only; operator: also changes schedules and starts runs."""
+
+
 class SubmitRun(Body):
     """A training run to start on the control plane's Ray cluster (through the Ray Jobs API)."""
 

