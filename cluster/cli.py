@@ -122,15 +122,13 @@ def _run(config, quiet: bool, resume: Path | None) -> int:
     )
     for noisy in ("ray", "vllm", "deepspeed", "transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    import signal
-
+    from counterpoint import exit_codes
     from counterpoint.cluster.launch import run_training
     from counterpoint.config import ConfigError
     from counterpoint.rollout.rewards.sandbox.bwrap import SandboxUnavailable
 
-    # SIGTERM (a scheduler, `kill PID`) unwinds like Ctrl-C, so the run records the stop and
-    # shuts its own Ray cluster down instead of leaving processes behind.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM (a scheduler, `kill PID`) unwinds like Ctrl-C (the entry point's handler,
+    # counterpoint/exit_codes.py), so the run records the stop and shuts its own Ray cluster down.
     from counterpoint.trainer.run_folder import RunFolder
 
     try:
@@ -141,15 +139,11 @@ def _run(config, quiet: bool, resume: Path | None) -> int:
     except (SandboxUnavailable, FileNotFoundError) as err:
         print(f"counterpoint: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, exit_codes.Terminated) as err:
         print("counterpoint: interrupted; the run folder keeps everything up to the last step", file=sys.stderr)
-        return 130
+        return exit_codes.TERMINATED if isinstance(err, exit_codes.Terminated) else 130
     print(format_summary(summary))
     return 0
-
-
-def _interrupt(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def format_summary(summary: dict) -> str:

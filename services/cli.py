@@ -13,11 +13,13 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from counterpoint.services.client import DEFAULT_URL, ApiError, ControlPlaneClient
+from counterpoint import exit_codes
+from counterpoint.services.client import DEFAULT_URL, ApiError, ControlPlaneClient, Unreachable
 
 TOKEN_ENV = "COUNTERPOINT_TOKEN"
 URL_ENV = "COUNTERPOINT_URL"
@@ -44,7 +46,8 @@ the URL from --url or $COUNTERPOINT_URL (default http://127.0.0.1:8000). Without
 run served is used. With --base-version a write is refused (409) unless the schedule is still at
 that version; reorder without it uses the version it has just read. Changes apply at the run's
 next step boundary.
-"""
+
+""" + exit_codes.epilog()
 
 
 def _common() -> argparse.ArgumentParser:
@@ -82,7 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ops = sched.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
     ops.add_parser("runs", parents=[common], help="list the runs served")
     show = ops.add_parser("show", parents=[common], help="the stages, their progress and versions")
-    show.add_argument("--version", type=int, help="show an older version")
+    # its own dest: `counterpoint --version` is the top-level parser's `version`
+    show.add_argument("--version", type=int, dest="schedule_version", metavar="N", help="show an older version")
     ops.add_parser("status", parents=[common], help="step, active stage, latest and applied version")
     reorder = ops.add_parser("reorder", parents=[common, write], help="put the stages in a new order")
     reorder.add_argument(
@@ -112,7 +116,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve the control plane for the runs in a folder (uvicorn)",
         description="Serve the REST control plane over every run folder under --runs-dir. Tokens "
         "come from $COUNTERPOINT_TOKENS_FILE or $COUNTERPOINT_OPERATOR_TOKEN / "
-        "$COUNTERPOINT_VIEWER_TOKEN.",
+        "$COUNTERPOINT_VIEWER_TOKEN. SIGTERM or Ctrl-C stops the server gracefully (exit 143 or 130).",
+        epilog=exit_codes.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--runs-dir", default="runs", help="folder holding the run folders (default: %(default)s)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -130,7 +136,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main_for(args: argparse.Namespace, make_submitter: MakeSubmitter | None = None) -> int:
-    """Run a `schedule` or `serve` command; the exit status (1 with the API's message on an error).
+    """Run a `schedule` or `serve` command; the exit status (`counterpoint.exit_codes`: on an
+    error, the one of its HTTP status, with the API's message on one line).
     `make_submitter` serves `serve --ray-address`; without it that flag is refused (exit 2)."""
     if args.command == "serve":
         return _serve(args, make_submitter)
@@ -139,8 +146,21 @@ def main_for(args: argparse.Namespace, make_submitter: MakeSubmitter | None = No
         with ControlPlaneClient(args.url, token) as client:
             return _schedule(client, args)
     except ApiError as err:
-        print(f"counterpoint: {err}", file=sys.stderr)
-        return 1
+        print(f"counterpoint: {_error_line(err, token)}", file=sys.stderr)
+        return err.exit_code
+
+
+def _error_line(err: ApiError, token: str | None) -> str:
+    """The API's message on one line, with what to do about it where the API cannot know."""
+    line = " ".join(str(err).split())
+    if isinstance(err, Unreachable):
+        return f"{line}; is `counterpoint serve` running there? (--url or ${URL_ENV})"
+    if err.status == 401:
+        fix = f"set ${TOKEN_ENV} (or pass --token)" if not token else f"check ${TOKEN_ENV} or --token"
+        return f"{line}; {fix}"
+    if err.status == 403:
+        return f"{line}; changes need an operator token"
+    return line
 
 
 def _schedule(client: ControlPlaneClient, args: argparse.Namespace) -> int:
@@ -150,7 +170,7 @@ def _schedule(client: ControlPlaneClient, args: argparse.Namespace) -> int:
     run = args.run or _only_run(client)
     write = {"base_version": getattr(args, "base_version", None), "reason": getattr(args, "reason", "")}
     if cmd == "show":
-        return _print(args, client.schedule(run, args.version), _format_schedule)
+        return _print(args, client.schedule(run, args.schedule_version), _format_schedule)
     if cmd == "status":
         return _print(args, client.status(run), lambda s: _format_runs({"runs": [s]}))
     if cmd == "audit":
@@ -179,10 +199,10 @@ def _schedule(client: ControlPlaneClient, args: argparse.Namespace) -> int:
 
 def _only_run(client: ControlPlaneClient) -> str:
     ids = [r["run_id"] for r in client.runs()["runs"]]
-    if len(ids) != 1:
-        raise ApiError(
-            None, "no runs are served" if not ids else f"several runs are served; pass --run ({', '.join(ids)})"
-        )
+    if not ids:
+        raise ApiError(None, f"no runs are served at {client.url}", exit_code=exit_codes.NOT_FOUND)
+    if len(ids) > 1:
+        raise ApiError(None, f"several runs are served; pass --run ({', '.join(ids)})")
     return ids[0]
 
 
@@ -287,25 +307,44 @@ def _serve(args: argparse.Namespace, make_submitter: MakeSubmitter | None) -> in
         app = create_app(LocalBackend(args.runs_dir), auth, host=args.host, submit=submit)
     except (AuthConfigError, ValueError, RuntimeError) as err:
         print(f"counterpoint serve: {err}", file=sys.stderr)
-        return 2
+        return getattr(err, "code", exit_codes.USAGE)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # the audit lines of each change
     if args.ray_serve:
         return _serve_on_ray(app, args)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-    return 0
+    # uvicorn.run would swallow Ctrl-C (exit 0); its Server stops gracefully on SIGINT and SIGTERM,
+    # then raises the signal again under our handlers: KeyboardInterrupt here, Terminated (143) above.
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        return exit_codes.INTERRUPTED
+    return exit_codes.OK
 
 
 def _serve_on_ray(app, args: argparse.Namespace) -> int:
     """The same app as a Ray Serve deployment. Serve's HTTP port does not check Ray's token, so
     the app's own bearer-token auth is what guards it, exactly as under uvicorn."""
     import ray
-    from ray import serve
 
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init puts in its own, which exits without cleanup
     if args.ray_serve == "local":
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a single-node dev cluster on this host
         ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2)
     else:
         ray.init(address=args.ray_serve)
+    if callable(sigterm):
+        signal.signal(signal.SIGTERM, sigterm)
+    try:
+        return _run_on_serve(app, args)
+    except KeyboardInterrupt:
+        return exit_codes.INTERRUPTED
+    finally:
+        ray.shutdown()  # a local cluster stops with its server; a joined one is only disconnected
+
+
+def _run_on_serve(app, args: argparse.Namespace) -> int:
+    from ray import serve
+
     serve.start(http_options={"host": args.host, "port": args.port})
 
     @serve.deployment(name="counterpoint-control-plane", num_replicas=1, ray_actor_options={"num_cpus": 0.5})
@@ -314,4 +353,4 @@ def _serve_on_ray(app, args: argparse.Namespace) -> int:
         pass
 
     serve.run(ControlPlane.bind(), name="counterpoint-control-plane", route_prefix="/", blocking=True)
-    return 0
+    return exit_codes.OK

@@ -1,7 +1,8 @@
 """A small HTTP client for the control-plane API (what `counterpoint schedule ...` uses).
 
 Every method returns the decoded JSON body; an error answer raises `ApiError` carrying the
-API's own message, and an unreachable server raises `ApiError` with status None.
+API's own message and status, and an unreachable server raises `Unreachable` (an `ApiError` with
+status None). Each carries the CLI's exit status for it, `exit_code`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,26 @@ from urllib.parse import quote
 
 import httpx
 
+from counterpoint import exit_codes
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int | None, detail: str, body: dict | None = None):
+    """An error answer (`status`, the API's `detail` and body), or a request refused before it was
+    sent (status None). `exit_code` is the CLI's exit status for it (`counterpoint.exit_codes`)."""
+
+    def __init__(self, status: int | None, detail: str, body: dict | None = None, *, exit_code: int | None = None):
         super().__init__(f"{status} {detail}" if status else detail)
         self.status, self.detail, self.body = status, detail, body or {}
+        self.exit_code = exit_codes.for_http_status(status) if exit_code is None else exit_code
+
+
+class Unreachable(ApiError):
+    """No answer at all: connection refused, a timeout, an unknown host."""
+
+    def __init__(self, detail: str):
+        super().__init__(None, detail, exit_code=exit_codes.UNREACHABLE)
 
 
 class ControlPlaneClient:
@@ -90,7 +104,9 @@ class ControlPlaneClient:
         by_name = {s["name"]: s for s in view["stages"]}
         unknown = [n for n in order if n not in by_name]
         if unknown:
-            raise ApiError(None, f"unknown stage {unknown[0]!r}; the stages are {', '.join(by_name)}")
+            known = ", ".join(by_name)
+            detail = f"unknown stage {unknown[0]!r}; the stages are {known}"
+            raise ApiError(None, detail, exit_code=exit_codes.NOT_FOUND)
         finished = [p["name"] for p in view["progress"] if p["status"] == "finished" and p["name"] not in order]
         stages = [by_name[n] for n in [*finished, *order]]
         return self.replace_schedule(
@@ -138,8 +154,11 @@ class ControlPlaneClient:
     def _call(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> dict:
         try:
             response = self._http.request(method, path, json=json, params=params)
+        except httpx.TransportError as err:  # refused, timed out, unknown host, a dropped connection
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise Unreachable(f"cannot reach the control plane at {self.url}: {reason}") from None
         except httpx.HTTPError as err:
-            raise ApiError(None, f"cannot reach the control plane at {self.url}: {err}") from None
+            raise ApiError(None, f"the control plane at {self.url}: {err}", exit_code=exit_codes.FAILURE) from None
         if response.status_code >= 400:
             try:
                 body = response.json()

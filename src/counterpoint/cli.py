@@ -1,10 +1,13 @@
 """The `counterpoint` command: the cluster's commands and the control plane's, side by side.
 
 `counterpoint.cluster.cli` owns `run`, `config`, `submit` and `job`; `counterpoint.services.cli`
-owns `schedule` and `serve`; `report` is `counterpoint.trainer.report.report_main`. Neither package imports the other: this module composes their
-subcommands and hands `serve` the cluster's Ray-job submitter (for `serve --ray-address`).
+owns `schedule` and `serve`; `report` is `counterpoint.trainer.report.report_main`. Neither
+package imports the other: this module composes their subcommands and hands `serve` the
+cluster's Ray-job submitter (for `serve --ray-address`).
 Heavy frameworks (ray, vllm, deepspeed, uvicorn) load only inside the command that needs them,
-so `counterpoint --help` stays fast.
+so `counterpoint --help` stays fast. Every command runs under one SIGTERM handler
+(`counterpoint.exit_codes.sigterm_unwinds`): SIGTERM unwinds the stack as Ctrl-C does, so every
+`finally` runs, and the process exits 143; the exit statuses are `counterpoint.exit_codes.TABLE`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from counterpoint import exit_codes
 from counterpoint.cluster import cli as cluster_cli
 from counterpoint.cluster import jobs_cli
 from counterpoint.services import cli as services_cli
@@ -28,7 +32,10 @@ and a 2-rank DeepSpeed learner. It writes everything to runs/<run_id>/.
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="counterpoint", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="counterpoint",
+        description=DESCRIPTION,
+        epilog=exit_codes.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -43,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status (130 after Ctrl-C, 143 after SIGTERM, once cleaned up)."""
+    with exit_codes.sigterm_unwinds():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:
+            print("counterpoint: interrupted", file=sys.stderr)
+            return exit_codes.INTERRUPTED
+        except exit_codes.Terminated:
+            print("counterpoint: stopped by SIGTERM", file=sys.stderr)
+            return exit_codes.TERMINATED
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:  # matplotlib loads only here
         from counterpoint.trainer.report import report_main

@@ -394,15 +394,15 @@ def test_cli_commands(run_cli):
 
 def test_cli_errors_exit_non_zero_with_the_api_message(run_cli):
     code, _, err = run_cli("schedule", "set-weight", "structured", "math", "-1", "--run", "demo")
-    assert code == 1 and "422" in err and "weight" in err
+    assert code == 2 and "422" in err and "weight" in err
     code, _, err = run_cli("schedule", "pause", "--run", "demo", "--base-version", "7")
-    assert code == 1 and "409" in err and "version 1, not 7" in err
+    assert code == 3 and "409" in err and "version 1, not 7" in err
     code, _, err = run_cli("schedule", "pause", "--run", "demo", token=VIEWER)
-    assert code == 1 and "403" in err
+    assert code == 4 and "403" in err
     code, _, err = run_cli("schedule", "reorder", "nope", "--run", "demo")
-    assert code == 1 and "unknown stage 'nope'" in err
+    assert code == 5 and "unknown stage 'nope'" in err
     code, _, err = run_cli("schedule", "resume", "--stage", "ghost", "--run", "demo")
-    assert code == 1 and "404" in err
+    assert code == 5 and "404" in err
 
 
 def test_post_runs_validates_then_submits(runs):
