@@ -79,9 +79,9 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
         run.logger = None
     summary = _summary(run, result, time.time() - started)
     run.write_json("summary.json", summary)
-    run.event("end", seconds=summary["seconds"])
     if cfg.metrics.report:
         _write_report(run)
+    run.event("end", seconds=summary["seconds"])  # the last event of a run that ended
     return summary
 
 

@@ -161,9 +161,11 @@ def vendi_score(vectors: np.ndarray) -> float | None:
     n = v.shape[0]
     if n == 0:
         return None
+    v = v.astype(np.float64)
     eigenvalues = np.linalg.eigvalsh(v @ v.T / n)
-    p = eigenvalues[eigenvalues > 0]
-    return float(np.exp(-(p * np.log(p)).sum()))
+    p = eigenvalues[eigenvalues > 1e-12]
+    p = p / p.sum()  # the trace is 1 for unit rows; float32 rows miss it by ~1e-7, which would leave the range
+    return float(min(max(np.exp(-(p * np.log(p)).sum()), 1.0), n))
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
