@@ -65,7 +65,17 @@ def _serve(tmp_path: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "COUNTERPOINT_OPERATOR_TOKEN": OPERATOR, "PYTHONUNBUFFERED": "1"}
     env.pop("COUNTERPOINT_TOKENS_FILE", None)
     cmd = [sys.executable, "-m", "counterpoint", "serve", "--runs-dir", str(tmp_path / "runs"), "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    # A shell without job control starts background commands with SIGINT ignored, and a Python
+    # started so keeps ignoring it (no KeyboardInterrupt): give the server the default disposition.
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
     try:
         while True:

@@ -31,6 +31,8 @@ def test_two_real_steps(tmp_path, model_cache):
             "learner.learning_rate=0.01",
             "metrics.effective_rank_every_steps=2",
             "metrics.diversity.semantic_every_steps=1",
+            "metrics.diversity.semantic_groups=1",  # (the smoke config turns the encoder off)
+            "metrics.diversity.semantic_eval_groups=16",
         ),
     )
     run = RunFolder(tmp_path / "runs" / "it")
