@@ -72,14 +72,15 @@ class RunFolder:
             os.replace(tmp, self.path / "metrics.jsonl")
         return len(records) - len(keep)
 
-    def read_events(self) -> list[dict]:
-        path = self.path / "events.jsonl"
+    def read(self, name: str) -> list[dict]:
+        """The records of one of the folder's JSONL files (none if it does not exist yet)."""
+        path = self.path / name
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
+    def read_events(self) -> list[dict]:
+        return self.read("events.jsonl")
+
     def read_metrics(self) -> list[dict]:
-        path = self.path / "metrics.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return self.read("metrics.jsonl")
