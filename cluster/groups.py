@@ -109,6 +109,10 @@ class RayRollout:
     ) -> list[Sample]:
         """`sampling`: a domain's top_p, top_k, stop, passed to every engine as they are."""
         kwargs = dict(samples_per_prompt=samples_per_prompt, max_tokens=max_tokens, temperature=temperature, **sampling)
+        # The version the engines hold as this call is issued. With rollouts made ahead, new
+        # weights may be pushed (from the loop's thread) while it runs: samples of this version
+        # or newer are fine; older ones mean an engine restarted with the base model.
+        expected = self.version
         calls = [
             (e, c, e.generate.remote(c, **kwargs))
             for e, c in zip(self.engines, _split(prompts, len(self.engines)))
@@ -130,13 +134,13 @@ class RayRollout:
                 )
 
             samples = gather(ref)
-            if self.weights_ref is not None and any(x.policy_version != self.version for x in samples):
+            if self.weights_ref is not None and any(x.policy_version < expected for x in samples):
                 # Ray restarted this engine between calls (its constructor loaded the base model):
                 # give it the current weights and generate the chunk again.
                 self.on_event(
                     "engine_reloaded",
                     actor=f"rollout-{i}",
-                    stale_version=samples[0].policy_version,
+                    stale_version=min(x.policy_version for x in samples),
                     version=self.version,
                 )
                 samples = gather(reissue())
@@ -295,6 +299,9 @@ class RayLearnerGroup:
             "optimizer_steps": results[0]["optimizer_steps"],
             "rank_seconds": max(r.get("rank_seconds", 0.0) for r in results),  # ranks run in parallel
         }
+
+    def set_threads(self, threads: int) -> None:
+        self._all([r.set_threads.remote(threads) for r in self.ranks])
 
     def sync_weights(self, version: int) -> float:
         refs = [r.export_weights.remote() for r in self.ranks]

@@ -15,6 +15,7 @@ from functools import partial
 from importlib import metadata
 from pathlib import Path
 
+from counterpoint.cluster.cores import CoreSplit, machine_cores, split_cores
 from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.config import ConfigError, CounterpointConfig, apply_override, config_from_dict, resolved_json
 from counterpoint.rollout.data import DataError
@@ -278,6 +279,7 @@ def _create_parts(
         cache_dir=str(cache),
     )
     ray.get([e.__ray_ready__.remote() for e in engines] + [w.__ray_ready__.remote() for p in pools.values() for w in p])
+    cores = _set_threads(cfg, engines, learner)
     # The driver only draws prompts: its domain objects never score (no checker processes here).
     sources = {d: task_source(d, dc, cfg.run.seed) for d, dc in cfg.domains.items()}
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -293,6 +295,7 @@ def _create_parts(
         + ", ".join(f"{d} x{len(p)}" for d, p in pools.items())
         + (f" (bubblewrap {_bwrap_version()})" if any(sandbox_limits(dc) for dc in cfg.domains.values()) else ""),
         f"model {model_summary(model_dir)}",
+        f"threads {cores.describe()}" if cores else "threads 1 per actor (a remote cluster's Ray CPUs)",
     ]
     parts = RunParts(
         sources,
@@ -307,6 +310,30 @@ def _create_parts(
         max_len,
     )
     return parts, components
+
+
+def _set_threads(cfg: CounterpointConfig, engines: list, learner) -> CoreSplit | None:
+    """Each engine's and rank's torch threads (cluster/cores.py): on an embedded run from this
+    machine's cores; on a remote cluster only what the config names (auto leaves each actor the
+    one thread per Ray CPU it was given)."""
+    import ray
+
+    gen, lcfg = cfg.generation, cfg.learner
+    if cfg.cluster.address is not None and gen.threads == "auto" and lcfg.threads == "auto":
+        return None
+    split = split_cores(
+        machine_cores(),
+        engines=gen.engines,
+        ranks=lcfg.ranks,
+        overlapped=gen.max_staleness > 0,
+        engine_threads=gen.threads,
+        learner_threads=lcfg.threads,
+    )
+    ray.get([e.set_threads.remote(split.engine_threads) for e in engines])
+    learner.set_threads(split.learner_threads)
+    if split.oversubscribed:
+        log.warning("threads: %s; set generation.threads / learner.threads or fewer ranks", split.describe())
+    return split
 
 
 def _schedule_planner(cfg: CounterpointConfig, run: RunFolder, parts: RunParts) -> SchedulePlanner:

@@ -377,3 +377,11 @@ class GenerationConfig(Section):
     """KV-cache size per engine; vLLM on CPU requires it set explicitly."""
     max_num_seqs: int = Field(128, ge=1)
     """Sequences a vLLM engine schedules at once."""
+    max_staleness: int = Field(0, ge=0)
+    """How many updates older than the learner's a trained sample's policy may be. 0: strictly
+    on-policy (generate, then train, one after the other); k > 0: the engines generate the next
+    k steps' rollouts while the learner trains, and the update corrects for the lag
+    (`learner.off_policy`)."""
+    threads: int | Literal["auto"] = "auto"
+    """torch threads per engine: auto gives the engines the cores the phases running beside them
+    leave (cluster/cores.py); a number overrides it."""

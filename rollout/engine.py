@@ -12,7 +12,13 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
 from counterpoint.rollout.records import Prompt, Sample
+
+_SET_THREADS = torch.set_num_threads
+"""torch's own setter, kept before vLLM's CPU worker replaces it with a no-op (it binds its
+threads once); the number of intra-op threads stays torch's to set between calls."""
 
 VLLM_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine in this process: no spawned workers
@@ -54,6 +60,11 @@ class RolloutEngine:
         self.policy_version = 0
         self.startup_s = time.time() - started
         self.generate([Prompt("warmup", "warmup", "Hello")], samples_per_prompt=1, max_tokens=2, temperature=1.0)
+
+    def set_threads(self, threads: int) -> int:
+        """torch's intra-op threads for the engine's next calls; returns the number now set."""
+        _SET_THREADS(max(1, int(threads)))
+        return torch.get_num_threads()
 
     def generate(
         self,

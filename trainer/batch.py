@@ -32,6 +32,25 @@ class TrainBatch:
     domain_ids: torch.Tensor
     """(B,) index into `domains`."""
     domains: list[str]
+    versions: torch.Tensor | None = None
+    """(B,) the policy version that generated each row (zeros when not given)."""
+    lag: torch.Tensor | None = None
+    """(B,) how many updates older than the learner's that policy is (0: on-policy); set by the
+    loop just before the update (`with_lag`), zeros until then."""
+
+    def __post_init__(self):
+        n = self.input_ids.shape[0]
+        if self.versions is None:
+            self.versions = torch.zeros(n, dtype=torch.long)
+        if self.lag is None:
+            self.lag = torch.zeros(n)
+
+    def with_lag(self, learner_version: int) -> TrainBatch:
+        """The batch as the learner at `learner_version` sees it: each row's lag behind it."""
+        lag = (learner_version - self.versions).float()
+        if bool((lag < 0).any()):
+            raise ValueError(f"a row is newer ({int(self.versions.max())}) than the learner ({learner_version})")
+        return TrainBatch(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "lag": lag})
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -124,7 +143,8 @@ def _layout(rows: list[ScoredSample], advantages: torch.Tensor, pad_id: int) -> 
         response_mask[i, len(p) - 1 : len(p) + len(r) - 1] = 1.0
         engine_lp[i, len(p) - 1 : len(p) + len(r) - 1] = torch.tensor(s.sample.response_logprobs)
     domain_ids = torch.tensor([domains.index(s.domain) for s in rows], dtype=torch.long)
-    return TrainBatch(input_ids, attention, response_mask, advantages, engine_lp, domain_ids, domains)
+    versions = torch.tensor([s.sample.policy_version for s in rows], dtype=torch.long)
+    return TrainBatch(input_ids, attention, response_mask, advantages, engine_lp, domain_ids, domains, versions)
 
 
 @dataclass

@@ -228,9 +228,24 @@ class DomainLearnerOverride(Section):
     """This domain's entropy control; None: `learner.entropy`."""
 
 
+class OffPolicyCorrection(Section):
+    """How the update treats samples an older policy generated (`generation.max_staleness` > 0);
+    samples of the current policy are never touched (trainer/algo/off_policy.py)."""
+
+    correction: Literal["tis", "mask", "none"] = "tis"
+    """tis: each stale token's policy loss times min(pi_learner / pi_engine, cap) (truncated
+    importance sampling); mask: stale tokens whose ratio leaves [1/cap, cap] are dropped; none:
+    trained on as if on-policy."""
+    cap: float = Field(2.0, ge=1.0)
+    """The truncation (tis) or the band (mask) of the importance ratio."""
+
+
 class LearnerConfig(Section):
     ranks: int = Field(2, ge=1)
     """Learner actors, one DeepSpeed rank each."""
+    threads: int | Literal["auto"] = "auto"
+    """torch threads per rank: auto gives the ranks the cores the phases running beside them
+    leave (cluster/cores.py); a number overrides it."""
     zero_stage: Literal[0, 1, 2, 3] = 1
     """DeepSpeed ZeRO stage (3 shards parameters; the weight export then gathers them)."""
     learning_rate: float = Field(5e-4, gt=0.0)
@@ -253,6 +268,8 @@ class LearnerConfig(Section):
     engine's, which folds the training-inference mismatch into the ratio)."""
     reference_kl_coef: float = Field(0.0, ge=0.0)
     """k3 KL to the initial policy, weighted by this; 0 skips the reference model entirely."""
+    off_policy: OffPolicyCorrection = OffPolicyCorrection()
+    """The correction of samples from an older policy (asynchronous rollouts)."""
     advantage: Advantage = GRPOAdvantage()
     """The advantage estimator, by `type`: grpo, dr_grpo, rloo (`advantage: rloo` is shorthand)."""
     loss: PolicyLoss = PPOClipLoss()

@@ -20,6 +20,7 @@ import torch
 from counterpoint.trainer.algo.effective_rank import effective_ranks
 from counterpoint.trainer.algo.entropy import logprobs_and_entropy
 from counterpoint.trainer.algo.objective import DomainLoss, ObjectiveSettings, merge_sums, objective
+from counterpoint.trainer.algo.off_policy import behaviour_weights
 from counterpoint.trainer.batch import TrainBatch
 from counterpoint.trainer.curriculum.plan import StageKind
 from counterpoint.trainer.deepspeed_compat import prepare_deepspeed
@@ -127,6 +128,13 @@ class Learner:
             return [None] * len(minis)
         return [self._forward(self.engine.module, m)[0] if len(m) else m.engine_logprobs for m in minis]
 
+    def set_threads(self, threads: int) -> int:
+        """torch's intra-op threads for this rank's next calls (the loop gives a phase that runs
+        alone every core, and splits them when phases overlap); returns the number now set."""
+        torch.set_num_threads(max(1, int(threads)))
+        self.threads = torch.get_num_threads()
+        return self.threads
+
     def train_step(
         self,
         minis: list[TrainBatch],
@@ -185,6 +193,12 @@ class Learner:
         logp_old = logp.detach() if old is None else old[rows][:, : logp.shape[1]].to(logp.device)
         counts = tuple(c.to(logp.device) for c in counts)
         entropy_coefs = entropy_coefs.to(logp.device)
+        behaviour = None
+        if bool((mb.lag > 0).any()):  # rows an older policy generated (asynchronous rollouts)
+            off = self.cfg.off_policy
+            behaviour = behaviour_weights(
+                logp.detach(), mb.engine_logprobs, mb.response_mask, mb.lag, correction=off.correction, cap=off.cap
+            )
         logp_ref = None
         if self.reference is not None:
             with torch.no_grad():
@@ -199,6 +213,7 @@ class Learner:
             entropy_coefs=entropy_coefs,
             generator=self.generator,
             logp_ref=logp_ref,
+            behaviour=behaviour,
         )
         self.engine.backward(loss * self.world_size, scale_wrt_gas=False)  # DeepSpeed averages ranks
         self.engine.step()
@@ -219,15 +234,20 @@ class Learner:
         self.rank_seconds += time.perf_counter() - started
 
     def export_weights(self) -> dict | None:
-        """Full weights with HF names on rank 0 (None elsewhere); every rank must call it."""
+        """Full weights with HF names on rank 0 (None elsewhere); every rank must call it.
+
+        Below ZeRO-3 the tensors are the live parameters themselves (fp32 on the CPU, moved to
+        the CPU on a GPU): Ray copies them once into the object store as this call returns,
+        before anything can update them, so no copy is made here. ZeRO-3's gathered full
+        parameters are freed when the gather ends, so those are copied."""
         module = self.engine.module
         if self.cfg.zero_stage == 3:
             import deepspeed
 
             with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-                state = {k: v.detach().float().clone() for k, v in module.state_dict().items()}
+                state = {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
         else:
-            state = {k: v.detach().float().clone() for k, v in module.state_dict().items()}
+            state = {k: v.detach().float().cpu() for k, v in module.state_dict().items()}
         return state if self.rank == 0 else None
 
     def weights_digest(self) -> str | None:

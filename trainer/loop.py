@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -93,7 +95,14 @@ class LearnerClient(Protocol):
 class Planner(Protocol):
     """Gives each step's plan (the live schedule) and carries its state in checkpoints."""
 
-    def plan(self, step: int) -> StepPlan: ...
+    def plan(self, step: int, wait: bool = True) -> StepPlan:
+        """`step`'s plan; while the schedule is paused it waits, or (`wait=False`) returns the
+        "paused" plan at once."""
+        ...
+
+    def preview(self, step: int) -> StepPlan:
+        """What `plan(step)` would give now, without recording it or waiting."""
+        ...
 
     def report(self, step: int, record: dict) -> None: ...
 
@@ -160,23 +169,28 @@ def train(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, resume: dict
         run.event("resume", step=state.step, policy_version=state.policy_version)
     last_eval = first_eval
     stage = last_stage(run) if resume is not None else None
-    while state.step < cfg.run.steps:
-        plan = parts.planner.plan(state.step + 1)
-        if plan.status == "done":
-            run.event("schedule_done", step=state.step, reason=plan.reason)
-            break
-        if stage is not None and plan.stage != stage[0]:
-            last_eval = stage_boundary(cfg, parts, run, state, stage, last_eval)
-        stage = (plan.stage, [d for d, n in plan.prompts_per_domain.items() if n > 0])
-        parts.entropy.set_targets(plan.entropy_targets)
-        record, state = train_step(cfg, parts, state, plan)
-        run.log_metrics(record)
-        parts.planner.report(state.step, record)
-        log.info(progress_line(record, cfg.run.steps))
-        if state.step < cfg.run.steps and _due(state.step, cfg.run.eval_every_steps):
-            last_eval = evaluate(cfg, parts, run, state)
-        if state.step < cfg.run.steps and _due(state.step, cfg.run.checkpoint_every_steps):
-            save_checkpoint(run, parts.learner, driver_state(parts, state))
+    pipeline = RolloutPipeline(cfg, parts, on_event=run.event)
+    try:
+        while state.step < cfg.run.steps:
+            pending = pipeline.take(state.step + 1, state)
+            plan = pending.plan
+            if plan.status == "done":
+                run.event("schedule_done", step=state.step, reason=plan.reason)
+                break
+            if stage is not None and plan.stage != stage[0]:
+                last_eval = stage_boundary(cfg, parts, run, state, stage, last_eval)
+            stage = (plan.stage, [d for d, n in plan.prompts_per_domain.items() if n > 0])
+            parts.entropy.set_targets(plan.entropy_targets)
+            record, state = finish_step(cfg, parts, state, pending, pipeline)
+            run.log_metrics(record)
+            parts.planner.report(state.step, record)
+            log.info(progress_line(record, cfg.run.steps))
+            if state.step < cfg.run.steps and _due(state.step, cfg.run.eval_every_steps):
+                last_eval = evaluate(cfg, parts, run, state)
+            if state.step < cfg.run.steps and _due(state.step, cfg.run.checkpoint_every_steps):
+                save_checkpoint(run, parts.learner, driver_state(parts, state))
+    finally:
+        pipeline.close()
     if resume is None or resume["step"] < state.step:
         last_eval = evaluate(cfg, parts, run, state)
     if stage is not None and any(e["event"] == "stage_boundary" for e in run.read_events()):
@@ -190,24 +204,168 @@ def _due(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
 
 
+@dataclass
+class PendingStep:
+    """A step on its way: planned, its prompts drawn, its batch made (generate, score,
+    advantages) now or on the pipeline's thread, by the policy the engines held then."""
+
+    step: int
+    plan: StepPlan
+    drawn: list
+    skipped: dict[str, int]
+    timer: PhaseTimer
+    """The batch source's phases (plan, generate, score, advantages)."""
+    future: Future | None = None
+    """The StepBatch being made on the pipeline's thread; None until then, or when made in the
+    loop's thread (`made`)."""
+    made: StepBatch | None = None
+
+    @property
+    def background(self) -> bool:
+        return self.future is not None
+
+
+class RolloutPipeline:
+    """Where each step's batch comes from: made on demand (`generation.max_staleness` 0, strictly
+    on-policy), or up to `max_staleness` steps ahead on a background thread while the learner
+    trains (asynchronous rollouts, as verl, prime-rl and AReaL have them).
+
+    Every step is planned in the loop's thread, in step order, at the moment its rollout starts:
+    the schedule version it applies is the one current then (an operator's change reaches the
+    steps launched after it), and the plan's prompts are drawn then. Nothing is launched past
+    the run's last step or past a checkpoint step, so a checkpoint's driver state (task cursors,
+    the schedule) never has prompts drawn ahead and a resumed run replays exactly. A paused
+    schedule is not waited on ahead: the step in hand trains, and the next boundary waits. SFT
+    steps (demonstrations, nothing generated) are made when they train.
+    """
+
+    def __init__(
+        self,
+        cfg: CounterpointConfig,
+        parts: RunParts,
+        max_staleness: int | None = None,
+        on_event: Callable[..., None] = lambda kind, **fields: None,
+    ):
+        self.cfg, self.parts, self.on_event = cfg, parts, on_event
+        self.max_staleness = cfg.generation.max_staleness if max_staleness is None else max_staleness
+        self.pending: dict[int, PendingStep] = {}
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollouts") if self.max_staleness else None
+
+    def take(self, step: int, state: LoopState) -> PendingStep:
+        """The step `step` (launched ahead, or planned now), its batch made if it is not on its way.
+
+        A step launched ahead trains as planned unless the schedule has since moved it (paused,
+        done, another stage or kind, other domains): then its rollout is dropped (an event
+        says so) and the step is planned again at its boundary, so every step trains what the
+        schedule said when its rollout started, and no stage trains a step past its end. A
+        change of weights within the stage reaches the steps launched after it."""
+        pending = self.pending.pop(step, None)
+        if pending is not None:
+            fresh = self.parts.planner.preview(step)
+            if _moved(pending.plan, fresh):
+                self._drop(pending, fresh)
+                pending = None
+        if pending is None:
+            pending = self._draw(step, self.parts.planner.plan(step))
+        if pending.plan.status == "train" and not pending.background:
+            pending.made = self._make(pending, state.policy_version)
+        return pending
+
+    def fill(self, state: LoopState) -> None:
+        """Launch the steps after `state.step + 1` (the one about to train) up to `max_staleness`
+        ahead: called once that step's batch is in hand, before its update."""
+        for step in range(state.step + 2, state.step + 2 + self.max_staleness):
+            if step in self.pending:
+                continue
+            if step > self.cfg.run.steps or _due(step - 1, self.cfg.run.checkpoint_every_steps):
+                return  # the run's end, or a checkpoint after step - 1: nothing drawn past it
+            plan = self.parts.planner.plan(step, wait=False)
+            if plan.status == "paused":
+                return  # planned (and waited for) at its own boundary
+            pending = self.pending[step] = self._draw(step, plan)
+            if plan.status != "train":
+                return
+            if plan.kind is StageKind.RL:
+                pending.future = self.executor.submit(self._make, pending, state.policy_version)
+
+    def _draw(self, step: int, plan: StepPlan) -> PendingStep:
+        pending = PendingStep(step, plan, [], {}, PhaseTimer())
+        if plan.status == "train":
+            with pending.timer("plan"):
+                for d, n in plan.prompts_per_domain.items():
+                    limit = prompt_limit(self.cfg, d, self.parts.max_model_len)
+                    items, pending.skipped[d] = draw_fitting(self.parts.sources[d], n, self.parts.prompt_tokens, limit)
+                    pending.drawn += items
+        return pending
+
+    def _make(self, pending: PendingStep, learner_version: int) -> StepBatch:
+        source = BATCH_SOURCES[pending.plan.kind]
+        return source(self.cfg, self.parts, pending.drawn, pending.step, learner_version, pending.timer)
+
+    def _drop(self, pending: PendingStep, fresh: StepPlan) -> None:
+        """Forget a step launched ahead, and every one launched after it (they were planned on
+        the same stale schedule); what is on its way finishes first, keeping the engines' calls
+        in order."""
+        dropped = [pending] + [self.pending.pop(s) for s in sorted(self.pending)]
+        for p in dropped:
+            if p.future is not None:
+                p.future.exception()  # wait; an error of a dropped rollout is not the run's
+        self.on_event(
+            "rollout_discarded",
+            step=pending.step,
+            steps=[p.step for p in dropped],
+            planned_version=pending.plan.schedule_version,
+            version=fresh.schedule_version,
+            reason=f"the schedule moved the step ({_describe(pending.plan)} -> {_describe(fresh)})",
+        )
+
+    def close(self) -> None:
+        """Wait for what is in flight (its engine calls end with it), then stop the thread."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        self.pending.clear()
+
+
 def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan: StepPlan) -> tuple[dict, LoopState]:
-    """One step of `plan` from `state`; returns the step's metrics record and the new state."""
-    timer = PhaseTimer()
-    drawn, skipped = [], {}
-    with timer("plan"):
-        for d, n in plan.prompts_per_domain.items():
-            limit = prompt_limit(cfg, d, parts.max_model_len)
-            items, skipped[d] = draw_fitting(parts.sources[d], n, parts.prompt_tokens, limit)
-            drawn += items
-    step_batch = BATCH_SOURCES[plan.kind](cfg, parts, drawn, state, timer)
+    """One on-policy step of `plan` from `state`; returns the step's metrics record and the new state."""
+    pipeline = RolloutPipeline(cfg, parts, max_staleness=0)
+    pending = pipeline._draw(state.step + 1, plan)
+    pending.made = pipeline._make(pending, state.policy_version)
+    return finish_step(cfg, parts, state, pending, pipeline)
+
+
+def finish_step(
+    cfg: CounterpointConfig, parts: RunParts, state: LoopState, pending: PendingStep, pipeline: RolloutPipeline
+) -> tuple[dict, LoopState]:
+    """Train on `pending`'s batch (waiting for it if it is still being made), push the weights,
+    and return the step's metrics record and the new state. The next steps' rollouts are
+    launched (`pipeline.fill`) once this batch is in hand, so they generate during the update."""
+    plan, timer, skipped = pending.plan, pending.timer, pending.skipped
+    started = time.perf_counter()
+    if pending.background:
+        with timer("wait"):
+            step_batch = pending.future.result()
+    else:
+        step_batch = pending.made
+    pipeline.fill(state)
     domains = sample_metrics(step_batch.rows, step_batch.advantages)
+    lags = _lags(step_batch.rows, state.policy_version)
     for d, m in domains.items():
         m["prompts_skipped_too_long"] = skipped.get(d, 0)
         m.update(mean_over_groups(step_batch.diversity.get(d, [])))
+        m["policy_lag_mean"] = round(sum(lags[d]) / len(lags[d]), 4)
+        m["policy_lag_max"] = max(lags[d])
+    worst = max((max(v) for v in lags.values()), default=0)
+    if worst > pipeline.max_staleness:
+        raise RuntimeError(
+            f"step {state.step + 1}: a sample is {worst} updates behind the learner, past "
+            f"generation.max_staleness={pipeline.max_staleness}"
+        )
     # before the update: a batch whose rewards failed on our side is never trained on
     check_reward_failures(domains, cfg.run.max_reward_failure_fraction, step=state.step + 1)
-    update = plan_update(step_batch.batch, cfg.learner.mini_batches, parts.learner.world_size)
-    coefs = parts.entropy.coefs(step_batch.batch.domains)
+    batch = step_batch.batch.with_lag(state.policy_version)
+    update = plan_update(batch, cfg.learner.mini_batches, parts.learner.world_size)
+    coefs = parts.entropy.coefs(batch.domains)
     measure_rank = _due(state.step + 1, cfg.metrics.effective_rank_every_steps)
     with timer("update"):
         learned = parts.learner.train_step(update, coefs, plan.kind, measure_rank=measure_rank)
@@ -225,7 +383,11 @@ def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan:
         # the domain's reward pool: samples scored per second of its slowest worker this step
         m["reward_samples_per_second"] = round(m["samples"] / seconds, 2) if seconds > 0 else None
     parts.entropy.update({d: m["entropy_mean"] for d, m in domains.items() if "entropy_mean" in m})
-    step_seconds = sum(timer.seconds.values())
+    # The step's wall time in the loop's thread. A batch made ahead overlapped an earlier update:
+    # only the wait for it counts; one made in the loop's thread counts whole.
+    step_seconds = time.perf_counter() - started
+    if not pending.background:
+        step_seconds += sum(timer.seconds.get(k, 0.0) for k in ("plan", "generate", "score", "advantages"))
     record = {
         "kind": "train",
         "update": plan.kind.value,
@@ -251,8 +413,33 @@ def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan:
     return record, after
 
 
+def _moved(planned: StepPlan, now: StepPlan) -> bool:
+    """Whether a step planned ahead no longer matches the schedule: status, stage, kind, domains."""
+    if planned.status != now.status or planned.status != "train":
+        return planned.status != now.status
+    return (planned.stage, planned.kind, set(planned.prompts_per_domain)) != (
+        now.stage,
+        now.kind,
+        set(now.prompts_per_domain),
+    )
+
+
+def _describe(plan: StepPlan) -> str:
+    if plan.status != "train":
+        return plan.status
+    return f"stage {plan.stage!r} {plan.kind.value} {sorted(plan.prompts_per_domain)}"
+
+
+def _lags(rows: list[ScoredSample], learner_version: int) -> dict[str, list[int]]:
+    """Per domain, how many updates each sample's policy is behind the learner's."""
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        out.setdefault(r.domain, []).append(learner_version - r.sample.policy_version)
+    return out
+
+
 def rollout_batch(
-    cfg: CounterpointConfig, parts: RunParts, drawn: list, state: LoopState, timer: PhaseTimer
+    cfg: CounterpointConfig, parts: RunParts, drawn: list, step: int, learner_version: int, timer: PhaseTimer
 ) -> StepBatch:
     """RL: sample a group per prompt from the engines, score it, GRPO-family advantages."""
     gen, adv = cfg.generation, cfg.learner.advantage
@@ -263,7 +450,7 @@ def rollout_batch(
                 prompts, samples_per_prompt=gen.samples_per_prompt, temperature=gen.temperature, **engine_options(key)
             )
     with timer("score"):
-        scoring = parts.rewards.score(samples, cfg.metrics.diversity.options(evaluation=False, step=state.step + 1))
+        scoring = parts.rewards.score(samples, cfg.metrics.diversity.options(evaluation=False, step=step))
     with timer("advantages"):
         batch, rows, advantages = build_batch(
             scoring.scored, parts.pad_token_id, adv.type, drop_uninformative=adv.dynamic_sampling, **adv.params()
@@ -272,7 +459,7 @@ def rollout_batch(
 
 
 def demonstration_batch(
-    cfg: CounterpointConfig, parts: RunParts, drawn: list, state: LoopState, timer: PhaseTimer
+    cfg: CounterpointConfig, parts: RunParts, drawn: list, step: int, learner_version: int, timer: PhaseTimer
 ) -> StepBatch:
     """SFT: the drawn prompts' demonstrations, laid out like rollouts (nothing generated)."""
     with timer("advantages"):
@@ -280,7 +467,7 @@ def demonstration_batch(
         for prompt, demo in drawn:
             prompt_ids, response_ids = parts.encode(prompt.model_input, demo)
             sample = Sample(
-                prompt, prompt_ids, response_ids, [0.0] * len(response_ids), demo, "demonstration", state.policy_version
+                prompt, prompt_ids, response_ids, [0.0] * len(response_ids), demo, "demonstration", learner_version
             )
             rows.append(ScoredSample(sample, Score(0.0)))
         batch = build_sft_batch(rows, parts.pad_token_id)

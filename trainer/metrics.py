@@ -110,6 +110,10 @@ def merge_learner_sums(per_rank: list[dict]) -> dict:
             "logprob_mismatch_max": t["mismatch_max"],
             "loss_token_mean": t["loss_sum"] / n,
         }
+        if t["stale_tokens"]:  # rows an older policy generated (generation.max_staleness > 0)
+            out[domain]["stale_token_fraction"] = t["stale_tokens"] / n
+            out[domain]["is_weight_mean"] = t["is_weight_sum"] / t["stale_tokens"]
+            out[domain]["is_truncated_fraction"] = t["is_truncated_sum"] / t["stale_tokens"]
         if t["rank_count"]:  # measured this step (metrics.effective_rank_every_steps)
             out[domain]["effective_rank"] = t["rank_sum"] / t["rank_count"]
     return out

@@ -241,6 +241,44 @@ def test_load_weights_recovers_an_engine_that_dies_loading_them(spawn, events, t
     assert events.kinds() == ["actor_recovered"] and events.seen[0][1]["actor"] == "rollout-1"
 
 
+def test_an_engine_dying_mid_rollout_while_new_weights_are_pushed_recovers_both(spawn, events, tmp_path):
+    """Asynchronous rollouts: the pipeline's thread generates while the loop pushes the next
+    weights. An engine killed mid-generation is restarted, given the newest weights and asked
+    again; the push it missed is reissued; the other engine's samples of the version the call
+    began with are kept (not taken for a restarted engine's and generated again)."""
+    engines = [spawn(EngineActor, f"rollout-{i}", str(tmp_path)) for i in range(2)]
+    rollout = RayRollout(engines, on_event=events)
+    rollout.load_weights(ray.put({"tag": "w3"}), 3)
+    arm(tmp_path, "rollout-0", "generate", "hang")
+    ps = prompts(6)
+    generated = {}
+    generating = threading.Thread(
+        target=lambda: generated.update(out=rollout.generate(ps, samples_per_prompt=2, max_tokens=2, temperature=1.0)),
+        daemon=True,
+    )
+    generating.start()
+    wait_for_file(started(tmp_path, "rollout-0", "generate"))
+    pushed = {}
+    pushing = threading.Thread(target=lambda: pushed.update(s=rollout.load_weights(ray.put({"tag": "w4"}), 4)))
+    pushing.start()
+    deadline = time.monotonic() + 20
+    while ray.get(engines[1].state.remote())["version"] != 4:  # the healthy engine took the push
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    ray.kill(engines[0], no_restart=False)  # the hung engine dies with the push queued behind it
+    generating.join(timeout=60)
+    pushing.join(timeout=60)
+    assert "out" in generated and "s" in pushed
+    samples = generated["out"]
+    assert order_of(samples) == expected_order(ps, 2)
+    by_engine = {(s.response_text.split("|")[0], s.policy_version, s.response_text.split("|")[1]) for s in samples}
+    assert by_engine == {("rollout-0", 4, "w4"), ("rollout-1", 3, "w3")}
+    assert [ray.get(e.state.remote())["version"] for e in engines] == [4, 4]
+    assert ray.get(engines[1].state.remote())["generate_calls"] == 1  # nothing thrown away
+    assert "engine_reloaded" not in events.kinds()
+    assert events.kinds().count("actor_recovered") >= 1
+
+
 def test_an_engine_past_its_restart_budget_fails_the_call_without_hanging(spawn, events, tmp_path):
     engine = spawn(EngineActor, "rollout-0", str(tmp_path), restartable=False)  # max_restarts 0: spent
     rollout = RayRollout([engine], on_event=events)

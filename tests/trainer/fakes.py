@@ -129,9 +129,12 @@ class FakeLearnerCrash(RuntimeError):
     """The fake learner's crash, at a step the test chose."""
 
 
-def fake_config(steps, *, schedule=None, eval_every=0, mini_batches=1, checkpoint_every=2, metrics=None, **run):
+def fake_config(
+    steps, *, schedule=None, eval_every=0, mini_batches=1, checkpoint_every=2, metrics=None, generation=None, **run
+):
     """`run`: more fields of the run section (e.g. max_reward_failure_fraction=0.2); `metrics`:
-    the metrics section (default: its defaults, without loggers)."""
+    the metrics section (default: its defaults, without loggers); `generation`: more fields of
+    the generation section (e.g. max_staleness=1)."""
     return config_from_dict(
         {
             "metrics": {"report_to": [], **(metrics or {})},
@@ -146,7 +149,12 @@ def fake_config(steps, *, schedule=None, eval_every=0, mini_batches=1, checkpoin
                 "math": {"weight": 2.0, "eval": {"prompts": 4}},
                 "creative": {"weight": 1.0, "eval": {"prompts": 4}},
             },
-            "generation": {"prompts_per_step": 3, "samples_per_prompt": 4, "max_response_tokens": 5},
+            "generation": {
+                "prompts_per_step": 3,
+                "samples_per_prompt": 4,
+                "max_response_tokens": 5,
+                **(generation or {}),
+            },
             "learner": {
                 "ranks": 2,
                 "mini_batches": mini_batches,

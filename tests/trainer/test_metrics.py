@@ -46,9 +46,11 @@ def test_every_per_domain_metric_a_step_reports_is_a_known_name_and_every_name_i
             assert set(m) <= known, (r["kind"], domain, set(m) - known)
     # a train step of a domain with an entropy target (creative) and one without (math) reports them
     # all, but for those this fake run cannot have: the sentence encoder's (the fakes set
-    # semantic_groups to 0), code's (no code domain) and the rank (not due in 2 steps)
+    # semantic_groups to 0), code's (no code domain), the rank (not due in 2 steps) and the
+    # off-policy correction's (an on-policy run trains on no stale sample)
     absent = {"semantic_diversity", "vendi", "ast_shapes", "functional_classes"}
     absent |= {f"effective_{k}" for k in absent} | {"effective_rank"}
+    absent |= {"stale_token_fraction", "is_weight_mean", "is_truncated_fraction"}
     train_keys = {k for r in records if r["kind"] == "train" for m in r["domains"].values() for k in m}
     assert train_keys == set(DOMAIN_METRICS) - absent
 

@@ -16,6 +16,7 @@ from counterpoint.trainer.algo.aggregation import aggregate, aggregate_per_domai
 from counterpoint.trainer.algo.covariance import token_covariance
 from counterpoint.trainer.algo.entropy_control import entropy_bonus
 from counterpoint.trainer.algo.losses import get_policy_loss, kl_k3
+from counterpoint.trainer.algo.off_policy import BehaviourWeights
 from counterpoint.trainer.batch import TrainBatch
 
 SUM_KEYS = (
@@ -33,8 +34,13 @@ SUM_KEYS = (
     "loss_sum",
     "rank_sum",
     "rank_count",
+    "stale_tokens",
+    "is_weight_sum",
+    "is_truncated_sum",
 )
-"""Per-domain sums of a micro-batch; `rank_*` only on the steps the effective rank is measured."""
+"""Per-domain sums of a micro-batch; `rank_*` only on the steps the effective rank is measured;
+`stale_tokens`, `is_*` over the response tokens of rows an older policy generated
+(`off_policy.py`)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ def objective(
     entropy_coefs: torch.Tensor,
     generator: torch.Generator | None = None,
     logp_ref: torch.Tensor | None = None,
+    behaviour: BehaviourWeights | None = None,
 ) -> tuple[torch.Tensor, dict[str, dict[str, float]]]:
     """Scalar loss of this micro-batch (summing over micro-batches and ranks gives the global
     objective) and per-domain metric sums.
@@ -92,6 +99,8 @@ def objective(
         for key, value in out.flags().items():
             flags[key][rows] = value
         cov[rows] = token_covariance(logp[rows].detach(), adv[rows], mask[rows])
+    if behaviour is not None:
+        per_token = per_token * behaviour.weights
     per_token = per_token + entropy_bonus(entropy, entropy_coefs[mb.domain_ids])
     ref_kl = None
     if logp_ref is not None and settings.reference_kl_coef > 0:
@@ -118,11 +127,15 @@ def objective(
             num_sequences=sequences.sum(),
             norm_constant=settings.norm_constant,
         )
-    sums = _domain_sums(mb, mask, entropy.detach(), cov, flags, logp.detach(), logp_old, per_token.detach(), ref_kl)
+    sums = _domain_sums(
+        mb, mask, entropy.detach(), cov, flags, logp.detach(), logp_old, per_token.detach(), ref_kl, behaviour
+    )
     return loss, sums
 
 
-def _domain_sums(mb, mask, entropy, cov, flags, logp, logp_old, per_token, ref_kl) -> dict[str, dict[str, float]]:
+def _domain_sums(
+    mb, mask, entropy, cov, flags, logp, logp_old, per_token, ref_kl, behaviour
+) -> dict[str, dict[str, float]]:
     mismatch = (logp - mb.engine_logprobs).abs() * mask
     out = {}
     for d, name in enumerate(mb.domains):
@@ -148,6 +161,11 @@ def _domain_sums(mb, mask, entropy, cov, flags, logp, logp_old, per_token, ref_k
             "mismatch_max": float(mismatch[rows].max()),
             "loss_sum": total(per_token),
         }
+        if behaviour is not None:
+            stale = behaviour.stale[rows]
+            out[name]["stale_tokens"] = float(stale.sum())
+            out[name]["is_weight_sum"] = float((behaviour.raw[rows] * stale).sum())
+            out[name]["is_truncated_sum"] = float(behaviour.truncated[rows].sum())
     return out
 
 

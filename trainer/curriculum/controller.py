@@ -193,6 +193,12 @@ class ScheduleController:
                 self._save()
             return plan
 
+    def preview_plan(self, step: int, prompts_per_step: int) -> StepPlan:
+        """What `next_plan(step)` would give now, recording nothing (a rollout launched ahead of
+        its boundary is checked against it when its step comes)."""
+        with self._locked():
+            return self.schedule.plan(step, prompts_per_step)
+
     def checkpoint_state(self) -> dict:
         """The schedule state a checkpoint stores (stages, progress, rule windows, sampler state)."""
         with self._locked():

@@ -96,6 +96,16 @@ DIVERSITY_METRICS = {
 groups (the names equal `rollout.diversity.DIVERSITY_METRICS`, a test checks). Semantic ones only
 where the encoder ran (`metrics.diversity.semantic_groups`), code ones only for code domains."""
 
+OFF_POLICY_METRICS = {
+    "policy_lag_mean": "mean updates the samples' policy is behind the learner's (0: on-policy)",
+    "policy_lag_max": "the most updates a sample's policy is behind the learner's (<= generation.max_staleness)",
+    "stale_token_fraction": "share of the trained tokens an older policy generated (asynchronous rollouts)",
+    "is_weight_mean": "mean importance ratio pi_learner / pi_engine on those tokens, before truncation",
+    "is_truncated_fraction": "share of those tokens whose ratio was capped (tis) or that were dropped (mask)",
+}
+"""`trainer.loop.finish_step` (lags) and `trainer.metrics.merge_learner_sums` (the rest, only on
+steps that trained on stale samples)."""
+
 RANK_METRICS = {
     "effective_rank": "mean effective rank of the responses' last-layer hidden states (every N steps)",
 }
@@ -114,6 +124,7 @@ DOMAIN_METRICS: dict[str, str] = {
     **DRAW_METRICS,
     **DIVERSITY_METRICS,
     **RANK_METRICS,
+    **OFF_POLICY_METRICS,
 }
 """Every per-domain key of a step's metrics record (`record["domains"][d]`), with its meaning."""
 

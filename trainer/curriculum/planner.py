@@ -20,6 +20,8 @@ class Controller(Protocol):
 
     def next_plan(self, step: int, prompts_per_step: int) -> StepPlan: ...
 
+    def preview_plan(self, step: int, prompts_per_step: int) -> StepPlan: ...
+
     def report(self, step: int, per_domain_metrics: dict) -> None: ...
 
     def checkpoint_state(self) -> dict: ...
@@ -45,12 +47,13 @@ class SchedulePlanner:
         self.on_event = on_event or (lambda kind, **fields: None)
         self.sleep = sleep
 
-    def plan(self, step: int) -> StepPlan:
-        """The plan of `step` once it is not paused: "train" or "done"."""
+    def plan(self, step: int, wait: bool = True) -> StepPlan:
+        """The plan of `step` once it is not paused: "train" or "done". `wait=False` (a step
+        planned ahead of its boundary) returns a "paused" plan at once instead of waiting."""
         announced = None
         while True:
             plan = self.controller.next_plan(step, self.prompts_per_step)
-            if plan.status != "paused":
+            if plan.status != "paused" or not wait:
                 if announced is not None and plan.status == "train":
                     self.on_event("schedule_resumed", step=step, version=plan.schedule_version)
                 return plan
@@ -60,6 +63,10 @@ class SchedulePlanner:
                 )
                 announced = plan.schedule_version
             self.sleep(self.poll_seconds)
+
+    def preview(self, step: int) -> StepPlan:
+        """What `plan(step)` would give now, without recording it or waiting."""
+        return self.controller.preview_plan(step, self.prompts_per_step)
 
     def report(self, step: int, record: dict) -> None:
         self.controller.report(step, record["domains"])

@@ -1,0 +1,75 @@
+"""How many torch threads each engine and learner rank gets: the cores where the work is.
+
+On an embedded (one-machine) run the phases of a step share the machine's cores. Strictly
+on-policy (`generation.max_staleness` 0) they run one after another, so each phase gets every
+core while it runs: the engines split them, and so do the learner ranks. With rollouts made
+ahead, generation and the update run at once and split the cores between them: the engines get
+their share of the step's work (`generate_share`, measured from the phases' times), the ranks
+the rest, each side at least one thread. A number in `generation.threads` or `learner.threads`
+overrides the split. Reward workers keep one thread each (they run while both sides wait).
+`oversubscribed` says when the threads that run at once exceed the cores (measure it: it is
+slower, not wrong). Pure: the machine's core count comes in as an argument.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CoreSplit:
+    cores: int
+    engine_threads: int
+    learner_threads: int
+    overlapped: bool
+    """Generation and the update run at the same time (asynchronous rollouts)."""
+    engines: int = 1
+    ranks: int = 1
+
+    @property
+    def oversubscribed(self) -> bool:
+        generating, training = self.engine_threads * self.engines, self.learner_threads * self.ranks
+        busiest = generating + training if self.overlapped else max(generating, training)
+        return busiest > self.cores
+
+    def describe(self) -> str:
+        mode = "overlapped" if self.overlapped else "one phase at a time"
+        warn = ", oversubscribed" if self.oversubscribed else ""
+        return (
+            f"{self.cores} cores: {self.engines}x{self.engine_threads} engine threads, "
+            f"{self.ranks}x{self.learner_threads} learner threads ({mode}{warn})"
+        )
+
+
+def machine_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def split_cores(
+    cores: int,
+    *,
+    engines: int,
+    ranks: int,
+    overlapped: bool,
+    engine_threads: int | str = "auto",
+    learner_threads: int | str = "auto",
+    generate_share: float = 0.5,
+) -> CoreSplit:
+    """Threads per engine and per rank on `cores` cores (see the module docstring)."""
+    if cores < 1 or engines < 1 or ranks < 1:
+        raise ValueError(f"cores, engines and ranks must be >= 1, got {cores}, {engines}, {ranks}")
+    if not 0.0 < generate_share < 1.0:
+        raise ValueError(f"generate_share must be in (0, 1), got {generate_share}")
+    if overlapped:
+        engine_cores = min(cores - 1, max(1, round(cores * generate_share))) if cores > 1 else 1
+        learner_cores = max(1, cores - engine_cores)
+    else:
+        engine_cores = learner_cores = cores
+    e = engine_threads if isinstance(engine_threads, int) else max(1, engine_cores // engines)
+    r = learner_threads if isinstance(learner_threads, int) else max(1, learner_cores // ranks)
+    return CoreSplit(cores, e, r, overlapped, engines, ranks)

@@ -1,0 +1,36 @@
+"""How the machine's cores are split between the engines and the learner ranks (pure)."""
+
+import pytest
+
+from counterpoint.cluster.cores import machine_cores, split_cores
+
+
+def test_one_phase_at_a_time_gives_each_phase_every_core():
+    split = split_cores(2, engines=1, ranks=1, overlapped=False)
+    assert (split.engine_threads, split.learner_threads, split.oversubscribed) == (2, 2, False)
+    split = split_cores(8, engines=2, ranks=2, overlapped=False)
+    assert (split.engine_threads, split.learner_threads) == (4, 4)
+
+
+def test_overlapped_phases_split_the_cores_by_the_generation_share():
+    split = split_cores(2, engines=1, ranks=1, overlapped=True)
+    assert (split.engine_threads, split.learner_threads, split.oversubscribed) == (1, 1, False)
+    split = split_cores(16, engines=2, ranks=4, overlapped=True, generate_share=0.25)
+    assert (split.engine_threads, split.learner_threads) == (2, 3)
+    assert not split.oversubscribed and "2x2 engine threads, 4x3 learner threads (overlapped)" in split.describe()
+
+
+def test_more_workers_than_cores_is_flagged_and_overrides_win():
+    split = split_cores(2, engines=1, ranks=2, overlapped=True)
+    assert (split.engine_threads, split.learner_threads) == (1, 1) and split.oversubscribed
+    assert "oversubscribed" in split.describe()
+    split = split_cores(2, engines=1, ranks=1, overlapped=False, engine_threads=1, learner_threads=3)
+    assert (split.engine_threads, split.learner_threads, split.oversubscribed) == (1, 3, True)
+
+
+def test_bad_arguments_are_refused_and_the_machine_has_a_core():
+    with pytest.raises(ValueError, match="cores, engines and ranks must be >= 1"):
+        split_cores(0, engines=1, ranks=1, overlapped=False)
+    with pytest.raises(ValueError, match="generate_share"):
+        split_cores(4, engines=1, ranks=1, overlapped=True, generate_share=1.0)
+    assert machine_cores() >= 1
