@@ -5,6 +5,7 @@ This is what `counterpoint run` calls; the same function runs inside a Ray job o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -287,7 +288,7 @@ def _create_parts(
     components = [
         f"ray {_version('ray')} ({ray_desc})",
         f"vllm {_vllm_version()} x{gen.engines} engine",
-        f"deepspeed {_version('deepspeed')} x{lcfg.ranks} ranks ZeRO-{lcfg.zero_stage} {lcfg.dtype} "
+        f"deepspeed {_version('deepspeed')} x{lcfg.ranks} ranks ZeRO-{infos[0]['zero_stage']} {lcfg.dtype} "
         f"(setup {max(i['setup_s'] for i in infos)}s)",
         f"torch {_version('torch')}",
         f"transformers {_version('transformers')}",
@@ -329,6 +330,12 @@ def _set_threads(cfg: CounterpointConfig, engines: list, learner) -> CoreSplit |
         engine_threads=gen.threads,
         learner_threads=lcfg.threads,
     )
+    if gen.threads == "auto" and split.engine_threads > 1:
+        # one phase at a time: up to every core, but a small model decodes faster on fewer
+        # threads, so each engine times both and keeps the faster (docs/performance.md)
+        chosen = ray.get([e.calibrate_threads.remote(sorted({1, split.engine_threads})) for e in engines])
+        split = dataclasses.replace(split, engine_threads=max(c["threads"] for c in chosen))
+        log.info("engine threads calibrated: %s", "; ".join(str(c) for c in chosen))
     ray.get([e.set_threads.remote(split.engine_threads) for e in engines])
     learner.set_threads(split.learner_threads)
     if split.oversubscribed:

@@ -66,6 +66,23 @@ class RolloutEngine:
         _SET_THREADS(max(1, int(threads)))
         return torch.get_num_threads()
 
+    def calibrate_threads(self, candidates: list[int], *, rounds: int = 2, tokens: int = 16) -> dict:
+        """Time a short batched generation at each thread count (`rounds` times, alternating, the
+        best of each kept) and keep the fastest count. Small models decode faster on one thread
+        than on two (per-step overhead, not arithmetic, bounds them); larger ones gain from more.
+        Returns {"threads": chosen, "seconds": {count: best seconds}}."""
+        prompts = [Prompt("calibration", f"calibration/{i}", f"Calibration prompt {i}:") for i in range(8)]
+        best: dict[int, float] = {}
+        for _ in range(rounds):
+            for n in candidates:
+                self.set_threads(n)
+                started = time.perf_counter()
+                self.generate(prompts, samples_per_prompt=4, max_tokens=tokens, temperature=1.0)
+                best[n] = min(best.get(n, float("inf")), time.perf_counter() - started)
+        chosen = min(best, key=best.get)
+        self.set_threads(chosen)
+        return {"threads": chosen, "seconds": {n: round(t, 4) for n, t in best.items()}}
+
     def generate(
         self,
         prompts: list[Prompt],
@@ -87,26 +104,42 @@ class RolloutEngine:
         from vllm import SamplingParams
 
         extra = {k: v for k, v in (("top_p", top_p), ("top_k", top_k), ("stop", stop)) if v}
+        # Without stop strings nothing needs text while decoding: vLLM's incremental
+        # detokenizer (and the decoding of every sampled token for its log-prob) is skipped and
+        # each response is decoded once at the end, as the detokenizer would (special tokens
+        # skipped); 15% of a small model's generation time (docs/performance.md).
+        detokenize = bool(stop)
         params = SamplingParams(
-            n=samples_per_prompt, temperature=temperature, max_tokens=max_tokens, logprobs=0, **extra
+            n=samples_per_prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            logprobs=0,
+            detokenize=detokenize,
+            **extra,
         )
         outputs = self.llm.generate([self._input(p) for p in prompts], params, use_tqdm=False)
+        completions = [(prompt, out, c) for prompt, out in zip(prompts, outputs) for c in out.outputs]
+        if detokenize:
+            texts = [c.text for _, _, c in completions]
+        else:
+            texts = self.llm.get_tokenizer().batch_decode(
+                [list(c.token_ids) for _, _, c in completions], skip_special_tokens=True
+            )
         samples = []
-        for prompt, out in zip(prompts, outputs):
-            for completion in out.outputs:
-                ids = list(completion.token_ids)
-                logprobs = [lp[tok].logprob for lp, tok in zip(completion.logprobs, ids)]
-                samples.append(
-                    Sample(
-                        prompt=prompt,
-                        prompt_token_ids=list(out.prompt_token_ids),
-                        response_token_ids=ids,
-                        response_logprobs=logprobs,
-                        response_text=completion.text,
-                        finish_reason=str(completion.finish_reason),
-                        policy_version=self.policy_version,
-                    )
+        for (prompt, out, completion), text in zip(completions, texts):
+            ids = list(completion.token_ids)
+            logprobs = [lp[tok].logprob for lp, tok in zip(completion.logprobs, ids)]
+            samples.append(
+                Sample(
+                    prompt=prompt,
+                    prompt_token_ids=list(out.prompt_token_ids),
+                    response_token_ids=ids,
+                    response_logprobs=logprobs,
+                    response_text=text,
+                    finish_reason=str(completion.finish_reason),
+                    policy_version=self.policy_version,
                 )
+            )
         return samples
 
     def _input(self, prompt: Prompt):

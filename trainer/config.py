@@ -241,13 +241,16 @@ class OffPolicyCorrection(Section):
 
 
 class LearnerConfig(Section):
-    ranks: int = Field(2, ge=1)
-    """Learner actors, one DeepSpeed rank each."""
+    ranks: int = Field(1, ge=1)
+    """Learner actors, one DeepSpeed rank each. On one CPU machine one rank with every core's
+    threads beats several that all-reduce over gloo (docs/performance.md); on GPUs, one rank per
+    learner GPU."""
     threads: int | Literal["auto"] = "auto"
     """torch threads per rank: auto gives the ranks the cores the phases running beside them
     leave (cluster/cores.py); a number overrides it."""
     zero_stage: Literal[0, 1, 2, 3] = 1
-    """DeepSpeed ZeRO stage (3 shards parameters; the weight export then gathers them)."""
+    """DeepSpeed ZeRO stage (3 shards parameters; the weight export then gathers them). With one
+    rank there is nothing to partition and stage 0 runs."""
     learning_rate: float = Field(5e-4, gt=0.0)
     """AdamW learning rate, constant."""
     weight_decay: float = Field(0.0, ge=0.0)

@@ -68,6 +68,9 @@ class Learner:
         self.generator = torch.Generator().manual_seed(seed * 1000 + rank)  # Clip-Cov's choices
         self.engine = None
         self.reference = None
+        self.zero_stage = cfg.zero_stage if world_size > 1 else 0
+        """ZeRO partitions over ranks: one rank has nothing to partition, and stage 1's flat
+        buffers cost it 40% of an update of a 13M model (docs/performance.md), so it runs 0."""
 
     def setup(self, master_addr: str, master_port: int) -> dict:
         """Join the process group and build the DeepSpeed engine; every rank calls this at once."""
@@ -101,13 +104,18 @@ class Learner:
             "gradient_accumulation_steps": self.micro_batches,
             "train_batch_size": self.cfg.micro_batch_sequences * self.micro_batches * self.world_size,
             "gradient_clipping": self.cfg.grad_clip,
-            "zero_optimization": {"stage": self.cfg.zero_stage},
+            "zero_optimization": {"stage": self.zero_stage},
             "bf16": {"enabled": self.cfg.dtype == "bfloat16"},
             "steps_per_print": 10**9,
             "wall_clock_breakdown": False,
         }
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
-        return {"rank": self.rank, "deepspeed": deepspeed.__version__, "setup_s": round(time.time() - started, 2)}
+        return {
+            "rank": self.rank,
+            "deepspeed": deepspeed.__version__,
+            "zero_stage": self.zero_stage,
+            "setup_s": round(time.time() - started, 2),
+        }
 
     def _forward(self, model, mb: TrainBatch, hidden: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-target log-probs and entropies; with a `hidden` list, the last layer's hidden
@@ -236,18 +244,19 @@ class Learner:
     def export_weights(self) -> dict | None:
         """Full weights with HF names on rank 0 (None elsewhere); every rank must call it.
 
-        Below ZeRO-3 the tensors are the live parameters themselves (fp32 on the CPU, moved to
-        the CPU on a GPU): Ray copies them once into the object store as this call returns,
-        before anything can update them, so no copy is made here. ZeRO-3's gathered full
-        parameters are freed when the gather ends, so those are copied."""
+        A parameter that owns its storage goes as it is: Ray copies it once into the object
+        store as this call returns, before anything can update it. One that is a view into a
+        larger buffer (ZeRO-1/2 flatten the parameters into one) is copied first, since
+        serialising a view writes its whole storage; so are ZeRO-3's gathered parameters,
+        freed when the gather ends."""
         module = self.engine.module
-        if self.cfg.zero_stage == 3:
+        if self.zero_stage == 3:
             import deepspeed
 
             with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
                 state = {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
         else:
-            state = {k: v.detach().float().cpu() for k, v in module.state_dict().items()}
+            state = {k: _compact(v.detach().float().cpu()) for k, v in module.state_dict().items()}
         return state if self.rank == 0 else None
 
     def weights_digest(self) -> str | None:
@@ -280,3 +289,10 @@ class Learner:
         state = self.export_weights()
         if self.rank == 0:
             self.engine.module.save_pretrained(str(directory), state_dict=state, safe_serialization=True)
+
+
+def _compact(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` itself when it spans its whole storage, else a copy that does."""
+    if tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size() and tensor.is_contiguous():
+        return tensor
+    return tensor.clone()
