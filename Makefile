@@ -27,3 +27,9 @@ test: setup lint
 
 test-unit: setup
 	$(VENV)/bin/python -m pytest -q -m "not integration"
+
+# Counterpoint vs TRL's GRPOTrainer side by side on this machine (bench/README.md); builds the
+# bench models and bench/.venv-trl on first use. BENCH_ARGS, e.g. "--models small --repeats 1".
+.PHONY: bench
+bench: setup
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)

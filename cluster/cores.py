@@ -8,13 +8,18 @@ their share of the step's work (`generate_share`, measured from the phases' time
 the rest, each side at least one thread. A number in `generation.threads` or `learner.threads`
 overrides the split. Reward workers keep one thread each (they run while both sides wait).
 `oversubscribed` says when the threads that run at once exceed the cores (measure it: it is
-slower, not wrong). Pure: the machine's core count comes in as an argument.
+slower, not wrong). `split_cores` is pure (the core count comes in as an argument);
+`apply_threads` gives the actors their threads.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,3 +78,47 @@ def split_cores(
     e = engine_threads if isinstance(engine_threads, int) else max(1, engine_cores // engines)
     r = learner_threads if isinstance(learner_threads, int) else max(1, learner_cores // ranks)
     return CoreSplit(cores, e, r, overlapped, engines, ranks)
+
+
+def plan_threads(cfg) -> CoreSplit | None:
+    """The split for a run's config (see the module docstring): on an embedded run from this
+    machine's cores; on a remote cluster only when the config names the numbers (auto leaves each
+    actor the one thread per Ray CPU it was given): None."""
+    gen, lcfg = cfg.generation, cfg.learner
+    if cfg.cluster.address is not None and gen.threads == "auto" and lcfg.threads == "auto":
+        return None
+    return split_cores(
+        machine_cores(),
+        engines=gen.engines,
+        ranks=lcfg.ranks,
+        overlapped=gen.max_staleness > 0,
+        engine_threads=gen.threads,
+        learner_threads=lcfg.threads,
+    )
+
+
+def thread_env(base: dict[str, str], threads: int) -> dict:
+    """A Ray actor's runtime_env whose OpenMP and MKL pools have `threads` threads. The pools are
+    sized when the process starts: raising torch's thread count later, in a process started with
+    OMP_NUM_THREADS=1, left a 13M update 35-65% slower than the same count set at start
+    (docs/performance.md), so each actor is started with its own."""
+    return {"env_vars": {**base, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}}
+
+
+def apply_threads(split: CoreSplit | None, engines: list, calibrate: bool) -> CoreSplit | None:
+    """Each engine's torch threads, once it is up: with `calibrate` (generation.threads auto,
+    phases one at a time) each engine times 1 thread against its share and keeps the faster, as
+    a small model decodes faster on one (its per-step overhead, not arithmetic, bounds it).
+    Calls the rollout actors; returns the split with the engines' chosen count."""
+    import ray
+
+    if split is None:
+        return None
+    if calibrate and split.engine_threads > 1:
+        chosen = ray.get([e.calibrate_threads.remote(sorted({1, split.engine_threads})) for e in engines])
+        log.info("engine threads calibrated: %s", "; ".join(str(c) for c in chosen))
+        split = dataclasses.replace(split, engine_threads=max(c["threads"] for c in chosen))
+    ray.get([e.set_threads.remote(split.engine_threads) for e in engines])
+    if split.oversubscribed:
+        log.warning("threads: %s; set generation.threads / learner.threads or fewer ranks", split.describe())
+    return split

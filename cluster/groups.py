@@ -240,14 +240,16 @@ class RayLearnerGroup:
         gpus_per_rank: float = 0.0,
         timeout_s: float | None = None,
         on_event=_no_events,
+        runtime_env: dict | None = None,
         **learner_kwargs,
     ) -> tuple[RayLearnerGroup, list[dict]]:
-        rank0 = LearnerActor.options(num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-0").remote(
-            0, world_size, **learner_kwargs
-        )
+        extra = {"runtime_env": runtime_env} if runtime_env else {}
+        rank0 = LearnerActor.options(
+            num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-0", **extra
+        ).remote(0, world_size, **learner_kwargs)
         address, port = ray.get(rank0.__ray_call__.remote(_master_address, loopback))
         others = [
-            LearnerActor.options(num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-{r}").remote(
+            LearnerActor.options(num_cpus=1, num_gpus=gpus_per_rank, name=f"{name_prefix}-learner-{r}", **extra).remote(
                 r, world_size, **learner_kwargs
             )
             for r in range(1, world_size)
@@ -299,9 +301,6 @@ class RayLearnerGroup:
             "optimizer_steps": results[0]["optimizer_steps"],
             "rank_seconds": max(r.get("rank_seconds", 0.0) for r in results),  # ranks run in parallel
         }
-
-    def set_threads(self, threads: int) -> None:
-        self._all([r.set_threads.remote(threads) for r in self.ranks])
 
     def sync_weights(self, version: int) -> float:
         refs = [r.export_weights.remote() for r in self.ranks]

@@ -5,7 +5,6 @@ This is what `counterpoint run` calls; the same function runs inside a Ray job o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -16,19 +15,19 @@ from functools import partial
 from importlib import metadata
 from pathlib import Path
 
-from counterpoint.cluster.cores import CoreSplit, machine_cores, split_cores
+from counterpoint.cluster.cores import apply_threads, plan_threads, thread_env
 from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.config import ConfigError, CounterpointConfig, apply_override, config_from_dict, resolved_json
 from counterpoint.rollout.data import DataError
 from counterpoint.rollout.domains import check_sources, kinds_of, sandbox_limits, task_source
 from counterpoint.trainer.algo.entropy_control import DomainEntropyCoefficients
-from counterpoint.trainer.analysis import transfer_from_run
 from counterpoint.trainer.batch import encode_demonstration
 from counterpoint.trainer.chat import check_chat_template, prompt_counter, rendered_sources
 from counterpoint.trainer.checkpoint import checkpoint_dir, load_driver_state
 from counterpoint.trainer.config import BwtPolicy
 from counterpoint.trainer.curriculum.controller import STATE_FILE, ScheduleController
 from counterpoint.trainer.curriculum.planner import SchedulePlanner
+from counterpoint.trainer.evaluation import run_summary
 from counterpoint.trainer.loop import RunParts, train
 from counterpoint.trainer.models import model_summary, resolve_model
 from counterpoint.trainer.probing import TRANSFER_FILE, load_transfer, probe_run
@@ -79,7 +78,7 @@ def run_training(cfg: CounterpointConfig, run: RunFolder | None = None, *, resum
     finally:
         run.logger.close()
         run.logger = None
-    summary = _summary(run, result, time.time() - started)
+    summary = run_summary(run, result, time.time() - started)
     run.write_json("summary.json", summary)
     if cfg.metrics.report:
         _write_report(run)
@@ -170,11 +169,15 @@ def _session(cfg: CounterpointConfig, run: RunFolder, model_dir: Path, state: di
     """One Ray session of a run: start the cluster and the actors, train, export, shut down."""
     from counterpoint.cluster.runtime import start_ray, stop_ray
 
+    started = time.perf_counter()
     ray_desc = start_ray(cfg.cluster)
+    startup = {"ray": round(time.perf_counter() - started, 2)}
     try:
-        parts, components = _create_parts(cfg, run, model_dir, ray_desc)
+        parts, components = _create_parts(cfg, run, model_dir, ray_desc, startup)
+        startup["total"] = round(time.perf_counter() - started, 2)
+        components.append("start-up " + ", ".join(f"{k} {v:.1f}s" for k, v in startup.items()))
         log.info("components: " + " | ".join(components))
-        run.event("components", components=components)
+        run.event("components", components=components, startup_seconds=startup)
         if state is not None:
             parts.learner.load_checkpoint(checkpoint_dir(run) / "learner")
         parts.planner = _schedule_planner(cfg, run, parts)
@@ -214,8 +217,11 @@ def resume_config(run_dir: Path, overrides: list[str]) -> CounterpointConfig:
 
 
 def _create_parts(
-    cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_desc: str
+    cfg: CounterpointConfig, run: RunFolder, model_dir: Path, ray_desc: str, startup: dict | None = None
 ) -> tuple[RunParts, list[str]]:
+    """The actors and the loop's parts; `startup` gets the seconds each stage of it took."""
+    startup = {} if startup is None else startup
+    began = time.perf_counter()
     import ray
     from transformers import AutoTokenizer
 
@@ -233,10 +239,19 @@ def _create_parts(
     max_prompt, max_response = cfg.max_tokens()
     max_len = _max_model_len(model_dir, max_prompt + max_response)
     import_path = plugin_import_path()
+    from counterpoint.cluster.runtime import WORKER_ENV
+
     prefix = f"counterpoint-{run.run_id}"
+    split = plan_threads(cfg)  # each actor's thread pool is sized by its environment at start
+    engine_env = {"runtime_env": thread_env(WORKER_ENV, split.engine_threads)} if split else {}
+    learner_env = thread_env(WORKER_ENV, split.learner_threads) if split else None
     engines = [
         RolloutActor.options(
-            num_cpus=1, num_gpus=cfg.cluster.gpus_per_engine, name=f"{prefix}-rollout-{i}", **RESTARTABLE
+            num_cpus=1,
+            num_gpus=cfg.cluster.gpus_per_engine,
+            name=f"{prefix}-rollout-{i}",
+            **engine_env,
+            **RESTARTABLE,
         ).remote(
             str(model_dir),
             max_model_len=max_len,
@@ -271,6 +286,7 @@ def _create_parts(
         gpus_per_rank=cfg.cluster.gpus_per_learner_rank,
         timeout_s=timeouts.learner_seconds,
         on_event=run.event,
+        runtime_env=learner_env,
         model_dir=str(model_dir),
         cfg=lcfg,
         domains=list(cfg.domains),
@@ -278,9 +294,13 @@ def _create_parts(
         micro_batches=_micro_batches(cfg),
         seed=cfg.run.seed,
         cache_dir=str(cache),
+        threads=split.learner_threads if split else 1,
     )
+    startup["learner"] = round(time.perf_counter() - began, 2)
     ray.get([e.__ray_ready__.remote() for e in engines] + [w.__ray_ready__.remote() for p in pools.values() for w in p])
-    cores = _set_threads(cfg, engines, learner)
+    startup["engines_and_rewards"] = round(time.perf_counter() - began, 2)
+    calibrate = split is not None and cfg.generation.threads == "auto" and not split.overlapped
+    cores = apply_threads(split, engines, calibrate)
     # The driver only draws prompts: its domain objects never score (no checker processes here).
     sources = {d: task_source(d, dc, cfg.run.seed) for d, dc in cfg.domains.items()}
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -311,36 +331,6 @@ def _create_parts(
         max_len,
     )
     return parts, components
-
-
-def _set_threads(cfg: CounterpointConfig, engines: list, learner) -> CoreSplit | None:
-    """Each engine's and rank's torch threads (cluster/cores.py): on an embedded run from this
-    machine's cores; on a remote cluster only what the config names (auto leaves each actor the
-    one thread per Ray CPU it was given)."""
-    import ray
-
-    gen, lcfg = cfg.generation, cfg.learner
-    if cfg.cluster.address is not None and gen.threads == "auto" and lcfg.threads == "auto":
-        return None
-    split = split_cores(
-        machine_cores(),
-        engines=gen.engines,
-        ranks=lcfg.ranks,
-        overlapped=gen.max_staleness > 0,
-        engine_threads=gen.threads,
-        learner_threads=lcfg.threads,
-    )
-    if gen.threads == "auto" and split.engine_threads > 1:
-        # one phase at a time: up to every core, but a small model decodes faster on fewer
-        # threads, so each engine times both and keeps the faster (docs/performance.md)
-        chosen = ray.get([e.calibrate_threads.remote(sorted({1, split.engine_threads})) for e in engines])
-        split = dataclasses.replace(split, engine_threads=max(c["threads"] for c in chosen))
-        log.info("engine threads calibrated: %s", "; ".join(str(c) for c in chosen))
-    ray.get([e.set_threads.remote(split.engine_threads) for e in engines])
-    learner.set_threads(split.learner_threads)
-    if split.oversubscribed:
-        log.warning("threads: %s; set generation.threads / learner.threads or fewer ranks", split.describe())
-    return split
 
 
 def _schedule_planner(cfg: CounterpointConfig, run: RunFolder, parts: RunParts) -> SchedulePlanner:
@@ -405,26 +395,3 @@ def _export_model(run: RunFolder, parts: RunParts, model_dir: Path) -> None:
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         if (model_dir / name).exists():
             shutil.copy(model_dir / name, final / name)
-
-
-def _summary(run: RunFolder, result: dict, seconds: float) -> dict:
-    """The run's end figures: first and last evaluation per domain, the entropy–performance law
-    fitted on all its evaluations, and (a staged run) the transfer matrix with BWT and FWT."""
-    first, last = result["first_eval"]["domains"], result["last_eval"]["domains"]
-    records = run.read_metrics()
-    evals = [r for r in records if r["kind"] == "eval"]
-    return {
-        "run_id": run.run_id,
-        "run_dir": str(run.path),
-        "seconds": round(seconds, 1),
-        "policy_version": result["policy_version"],
-        "eval": {
-            d: {
-                "start": {k: first[d].get(k) for k in ("accuracy", "reward_mean")},
-                "end": {k: last[d].get(k) for k in ("accuracy", "reward_mean")},
-            }
-            for d in last
-        },
-        "entropy_law": evals[-1].get("entropy_law", {}) if evals else {},
-        "transfer": transfer_from_run(records, run.read_events()),
-    }

@@ -66,7 +66,7 @@ class RolloutEngine:
         _SET_THREADS(max(1, int(threads)))
         return torch.get_num_threads()
 
-    def calibrate_threads(self, candidates: list[int], *, rounds: int = 2, tokens: int = 16) -> dict:
+    def calibrate_threads(self, candidates: list[int], *, rounds: int = 2, tokens: int = 8) -> dict:
         """Time a short batched generation at each thread count (`rounds` times, alternating, the
         best of each kept) and keep the fastest count. Small models decode faster on one thread
         than on two (per-step overhead, not arithmetic, bounds them); larger ones gain from more.
@@ -77,7 +77,7 @@ class RolloutEngine:
             for n in candidates:
                 self.set_threads(n)
                 started = time.perf_counter()
-                self.generate(prompts, samples_per_prompt=4, max_tokens=tokens, temperature=1.0)
+                self.generate(prompts, samples_per_prompt=2, max_tokens=tokens, temperature=1.0)
                 best[n] = min(best.get(n, float("inf")), time.perf_counter() - started)
         chosen = min(best, key=best.get)
         self.set_threads(chosen)

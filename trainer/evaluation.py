@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from counterpoint.rollout.diversity import mean_over_groups
 from counterpoint.rollout.records import Prompt
-from counterpoint.trainer.analysis import fit_domains
+from counterpoint.trainer.analysis import fit_domains, transfer_from_run
 from counterpoint.trainer.metrics import PhaseTimer, pass_at_k_metrics, sample_metrics
 from counterpoint.trainer.run_folder import RunFolder
 from counterpoint.trainer.sampling import engine_options, fits, group_by_sampling, prompt_limit
@@ -102,3 +102,27 @@ def _headline(m: dict) -> str:
     if m.get("accuracy") is not None:
         return f"acc {m['accuracy']:.3f}"
     return f"reward {m['reward_mean']:.3f}"
+
+
+def run_summary(run: RunFolder, result: dict, seconds: float) -> dict:
+    """The run's end figures: first and last evaluation per domain, the entropy–performance law
+    fitted on all its evaluations, and (a staged run) the transfer matrix with BWT and FWT
+    (`summary.json`); `result` is what `trainer.loop.train` returned."""
+    first, last = result["first_eval"]["domains"], result["last_eval"]["domains"]
+    records = run.read_metrics()
+    evals = [r for r in records if r["kind"] == "eval"]
+    return {
+        "run_id": run.run_id,
+        "run_dir": str(run.path),
+        "seconds": round(seconds, 1),
+        "policy_version": result["policy_version"],
+        "eval": {
+            d: {
+                "start": {k: first[d].get(k) for k in ("accuracy", "reward_mean")},
+                "end": {k: last[d].get(k) for k in ("accuracy", "reward_mean")},
+            }
+            for d in last
+        },
+        "entropy_law": evals[-1].get("entropy_law", {}) if evals else {},
+        "transfer": transfer_from_run(records, run.read_events()),
+    }

@@ -136,13 +136,6 @@ class Learner:
             return [None] * len(minis)
         return [self._forward(self.engine.module, m)[0] if len(m) else m.engine_logprobs for m in minis]
 
-    def set_threads(self, threads: int) -> int:
-        """torch's intra-op threads for this rank's next calls (the loop gives a phase that runs
-        alone every core, and splits them when phases overlap); returns the number now set."""
-        torch.set_num_threads(max(1, int(threads)))
-        self.threads = torch.get_num_threads()
-        return self.threads
-
     def train_step(
         self,
         minis: list[TrainBatch],

@@ -10,6 +10,11 @@ so the same loop drives Ray actors in production and in-process fakes in a unit 
 3. the plan's kind picks the batch source: `rollout_batch` (RL) or `demonstration_batch` (SFT);
 4. `parts.learner.train_step` updates on it with the kind's objective, the same update for both;
 5. the new weights go to the engines as the next policy version; the step's metrics are logged.
+
+Steps 1-3 are the `RolloutPipeline`'s (trainer/pipeline.py): in step order, when the step trains
+(`generation.max_staleness` 0), or up to that many steps ahead on a background thread while the
+learner trains (asynchronous rollouts); 4-5 are `finish_step`'s, which also records each
+sample's lag behind the learner and gives it to the update for the off-policy correction.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,8 +42,9 @@ from counterpoint.trainer.metrics import (
     infrastructure_errors,
     sample_metrics,
 )
+from counterpoint.trainer.pipeline import PendingStep, RolloutPipeline, due
 from counterpoint.trainer.run_folder import RunFolder
-from counterpoint.trainer.sampling import draw_fitting, engine_options, group_by_sampling, prompt_limit
+from counterpoint.trainer.sampling import engine_options, group_by_sampling
 
 if TYPE_CHECKING:  # the loop reads the config it is given; it never loads or builds one
     from counterpoint.config import CounterpointConfig
@@ -169,7 +174,7 @@ def train(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, resume: dict
         run.event("resume", step=state.step, policy_version=state.policy_version)
     last_eval = first_eval
     stage = last_stage(run) if resume is not None else None
-    pipeline = RolloutPipeline(cfg, parts, on_event=run.event)
+    pipeline = RolloutPipeline(cfg, parts, BATCH_SOURCES, on_event=run.event)
     try:
         while state.step < cfg.run.steps:
             pending = pipeline.take(state.step + 1, state)
@@ -185,9 +190,9 @@ def train(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, resume: dict
             run.log_metrics(record)
             parts.planner.report(state.step, record)
             log.info(progress_line(record, cfg.run.steps))
-            if state.step < cfg.run.steps and _due(state.step, cfg.run.eval_every_steps):
+            if state.step < cfg.run.steps and due(state.step, cfg.run.eval_every_steps):
                 last_eval = evaluate(cfg, parts, run, state)
-            if state.step < cfg.run.steps and _due(state.step, cfg.run.checkpoint_every_steps):
+            if state.step < cfg.run.steps and due(state.step, cfg.run.checkpoint_every_steps):
                 save_checkpoint(run, parts.learner, driver_state(parts, state))
     finally:
         pipeline.close()
@@ -200,135 +205,9 @@ def train(cfg: CounterpointConfig, parts: RunParts, run: RunFolder, resume: dict
     return {"first_eval": first_eval, "last_eval": last_eval, "policy_version": state.policy_version, "state": saved}
 
 
-def _due(step: int, every: int) -> bool:
-    return every > 0 and step % every == 0
-
-
-@dataclass
-class PendingStep:
-    """A step on its way: planned, its prompts drawn, its batch made (generate, score,
-    advantages) now or on the pipeline's thread, by the policy the engines held then."""
-
-    step: int
-    plan: StepPlan
-    drawn: list
-    skipped: dict[str, int]
-    timer: PhaseTimer
-    """The batch source's phases (plan, generate, score, advantages)."""
-    future: Future | None = None
-    """The StepBatch being made on the pipeline's thread; None until then, or when made in the
-    loop's thread (`made`)."""
-    made: StepBatch | None = None
-
-    @property
-    def background(self) -> bool:
-        return self.future is not None
-
-
-class RolloutPipeline:
-    """Where each step's batch comes from: made on demand (`generation.max_staleness` 0, strictly
-    on-policy), or up to `max_staleness` steps ahead on a background thread while the learner
-    trains (asynchronous rollouts, as verl, prime-rl and AReaL have them).
-
-    Every step is planned in the loop's thread, in step order, at the moment its rollout starts:
-    the schedule version it applies is the one current then (an operator's change reaches the
-    steps launched after it), and the plan's prompts are drawn then. Nothing is launched past
-    the run's last step or past a checkpoint step, so a checkpoint's driver state (task cursors,
-    the schedule) never has prompts drawn ahead and a resumed run replays exactly. A paused
-    schedule is not waited on ahead: the step in hand trains, and the next boundary waits. SFT
-    steps (demonstrations, nothing generated) are made when they train.
-    """
-
-    def __init__(
-        self,
-        cfg: CounterpointConfig,
-        parts: RunParts,
-        max_staleness: int | None = None,
-        on_event: Callable[..., None] = lambda kind, **fields: None,
-    ):
-        self.cfg, self.parts, self.on_event = cfg, parts, on_event
-        self.max_staleness = cfg.generation.max_staleness if max_staleness is None else max_staleness
-        self.pending: dict[int, PendingStep] = {}
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollouts") if self.max_staleness else None
-
-    def take(self, step: int, state: LoopState) -> PendingStep:
-        """The step `step` (launched ahead, or planned now), its batch made if it is not on its way.
-
-        A step launched ahead trains as planned unless the schedule has since moved it (paused,
-        done, another stage or kind, other domains): then its rollout is dropped (an event
-        says so) and the step is planned again at its boundary, so every step trains what the
-        schedule said when its rollout started, and no stage trains a step past its end. A
-        change of weights within the stage reaches the steps launched after it."""
-        pending = self.pending.pop(step, None)
-        if pending is not None:
-            fresh = self.parts.planner.preview(step)
-            if _moved(pending.plan, fresh):
-                self._drop(pending, fresh)
-                pending = None
-        if pending is None:
-            pending = self._draw(step, self.parts.planner.plan(step))
-        if pending.plan.status == "train" and not pending.background:
-            pending.made = self._make(pending, state.policy_version)
-        return pending
-
-    def fill(self, state: LoopState) -> None:
-        """Launch the steps after `state.step + 1` (the one about to train) up to `max_staleness`
-        ahead: called once that step's batch is in hand, before its update."""
-        for step in range(state.step + 2, state.step + 2 + self.max_staleness):
-            if step in self.pending:
-                continue
-            if step > self.cfg.run.steps or _due(step - 1, self.cfg.run.checkpoint_every_steps):
-                return  # the run's end, or a checkpoint after step - 1: nothing drawn past it
-            plan = self.parts.planner.plan(step, wait=False)
-            if plan.status == "paused":
-                return  # planned (and waited for) at its own boundary
-            pending = self.pending[step] = self._draw(step, plan)
-            if plan.status != "train":
-                return
-            if plan.kind is StageKind.RL:
-                pending.future = self.executor.submit(self._make, pending, state.policy_version)
-
-    def _draw(self, step: int, plan: StepPlan) -> PendingStep:
-        pending = PendingStep(step, plan, [], {}, PhaseTimer())
-        if plan.status == "train":
-            with pending.timer("plan"):
-                for d, n in plan.prompts_per_domain.items():
-                    limit = prompt_limit(self.cfg, d, self.parts.max_model_len)
-                    items, pending.skipped[d] = draw_fitting(self.parts.sources[d], n, self.parts.prompt_tokens, limit)
-                    pending.drawn += items
-        return pending
-
-    def _make(self, pending: PendingStep, learner_version: int) -> StepBatch:
-        source = BATCH_SOURCES[pending.plan.kind]
-        return source(self.cfg, self.parts, pending.drawn, pending.step, learner_version, pending.timer)
-
-    def _drop(self, pending: PendingStep, fresh: StepPlan) -> None:
-        """Forget a step launched ahead, and every one launched after it (they were planned on
-        the same stale schedule); what is on its way finishes first, keeping the engines' calls
-        in order."""
-        dropped = [pending] + [self.pending.pop(s) for s in sorted(self.pending)]
-        for p in dropped:
-            if p.future is not None:
-                p.future.exception()  # wait; an error of a dropped rollout is not the run's
-        self.on_event(
-            "rollout_discarded",
-            step=pending.step,
-            steps=[p.step for p in dropped],
-            planned_version=pending.plan.schedule_version,
-            version=fresh.schedule_version,
-            reason=f"the schedule moved the step ({_describe(pending.plan)} -> {_describe(fresh)})",
-        )
-
-    def close(self) -> None:
-        """Wait for what is in flight (its engine calls end with it), then stop the thread."""
-        if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
-        self.pending.clear()
-
-
 def train_step(cfg: CounterpointConfig, parts: RunParts, state: LoopState, plan: StepPlan) -> tuple[dict, LoopState]:
     """One on-policy step of `plan` from `state`; returns the step's metrics record and the new state."""
-    pipeline = RolloutPipeline(cfg, parts, max_staleness=0)
+    pipeline = RolloutPipeline(cfg, parts, BATCH_SOURCES, max_staleness=0)
     pending = pipeline._draw(state.step + 1, plan)
     pending.made = pipeline._make(pending, state.policy_version)
     return finish_step(cfg, parts, state, pending, pipeline)
@@ -366,7 +245,7 @@ def finish_step(
     batch = step_batch.batch.with_lag(state.policy_version)
     update = plan_update(batch, cfg.learner.mini_batches, parts.learner.world_size)
     coefs = parts.entropy.coefs(batch.domains)
-    measure_rank = _due(state.step + 1, cfg.metrics.effective_rank_every_steps)
+    measure_rank = due(state.step + 1, cfg.metrics.effective_rank_every_steps)
     with timer("update"):
         learned = parts.learner.train_step(update, coefs, plan.kind, measure_rank=measure_rank)
     after = LoopState(step=state.step + 1, policy_version=state.policy_version + 1)
@@ -411,23 +290,6 @@ def finish_step(
         "samples_per_second": round(len(step_batch.rows) / max(step_seconds, 1e-9), 2),
     }
     return record, after
-
-
-def _moved(planned: StepPlan, now: StepPlan) -> bool:
-    """Whether a step planned ahead no longer matches the schedule: status, stage, kind, domains."""
-    if planned.status != now.status or planned.status != "train":
-        return planned.status != now.status
-    return (planned.stage, planned.kind, set(planned.prompts_per_domain)) != (
-        now.stage,
-        now.kind,
-        set(now.prompts_per_domain),
-    )
-
-
-def _describe(plan: StepPlan) -> str:
-    if plan.status != "train":
-        return plan.status
-    return f"stage {plan.stage!r} {plan.kind.value} {sorted(plan.prompts_per_domain)}"
 
 
 def _lags(rows: list[ScoredSample], learner_version: int) -> dict[str, list[int]]:
