@@ -1,20 +1,20 @@
 """How many torch threads each engine and learner rank gets: the cores where the work is.
 
 On an embedded (one-machine) run the phases of a step share the machine's cores. Strictly
-on-policy (`generation.max_staleness` 0) they run one after another, so each phase gets every
-core while it runs: the engines split them, and so do the learner ranks. With rollouts made
-ahead, generation and the update run at once and split the cores between them: the engines get
-their share of the step's work (`generate_share`, measured from the phases' times), the ranks
-the rest, each side at least one thread. A number in `generation.threads` or `learner.threads`
-overrides the split. Reward workers keep one thread each (they run while both sides wait).
-`oversubscribed` says when the threads that run at once exceed the cores (measure it: it is
-slower, not wrong). `split_cores` is pure (the core count comes in as an argument);
-`apply_threads` gives the actors their threads.
+on-policy (`generation.max_staleness` 0) they run one after another, so the learner ranks split
+every core while they train; with rollouts made ahead, generation runs during the update and the
+engines' share (`generate_share`) is taken out first, each side keeping at least one thread. An
+engine gets one thread unless `generation.threads` says more: vLLM's CPU worker binds its threads
+when it starts, and decoding models of this size is bound by per-step overhead, not arithmetic
+(docs/performance.md). A number in `generation.threads` or `learner.threads` overrides the split.
+Reward workers keep one thread each. Each actor is started with its count in its environment
+(`thread_env`): the OpenMP and MKL pools are sized when a process starts. `oversubscribed` says
+when the threads that run at once exceed the cores (slower, not wrong). `split_cores` is pure:
+the core count comes in as an argument.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -75,7 +75,11 @@ def split_cores(
         learner_cores = max(1, cores - engine_cores)
     else:
         engine_cores = learner_cores = cores
-    e = engine_threads if isinstance(engine_threads, int) else max(1, engine_cores // engines)
+    # auto gives an engine one thread: vLLM's CPU worker binds its threads when it starts (they
+    # cannot change later), and decoding these models is bound by per-step overhead, not
+    # arithmetic: a 0.4M model decoded 15% slower on 2 threads, a 13M one within 10% (measured)
+    del engine_cores
+    e = engine_threads if isinstance(engine_threads, int) else 1
     r = learner_threads if isinstance(learner_threads, int) else max(1, learner_cores // ranks)
     return CoreSplit(cores, e, r, overlapped, engines, ranks)
 
@@ -103,22 +107,3 @@ def thread_env(base: dict[str, str], threads: int) -> dict:
     OMP_NUM_THREADS=1, left a 13M update 35-65% slower than the same count set at start
     (docs/performance.md), so each actor is started with its own."""
     return {"env_vars": {**base, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}}
-
-
-def apply_threads(split: CoreSplit | None, engines: list, calibrate: bool) -> CoreSplit | None:
-    """Each engine's torch threads, once it is up: with `calibrate` (generation.threads auto,
-    phases one at a time) each engine times 1 thread against its share and keeps the faster, as
-    a small model decodes faster on one (its per-step overhead, not arithmetic, bounds it).
-    Calls the rollout actors; returns the split with the engines' chosen count."""
-    import ray
-
-    if split is None:
-        return None
-    if calibrate and split.engine_threads > 1:
-        chosen = ray.get([e.calibrate_threads.remote(sorted({1, split.engine_threads})) for e in engines])
-        log.info("engine threads calibrated: %s", "; ".join(str(c) for c in chosen))
-        split = dataclasses.replace(split, engine_threads=max(c["threads"] for c in chosen))
-    ray.get([e.set_threads.remote(split.engine_threads) for e in engines])
-    if split.oversubscribed:
-        log.warning("threads: %s; set generation.threads / learner.threads or fewer ranks", split.describe())
-    return split

@@ -15,7 +15,7 @@ from functools import partial
 from importlib import metadata
 from pathlib import Path
 
-from counterpoint.cluster.cores import apply_threads, plan_threads, thread_env
+from counterpoint.cluster.cores import plan_threads, thread_env
 from counterpoint.cluster.errors import LearnerFailure
 from counterpoint.config import ConfigError, CounterpointConfig, apply_override, config_from_dict, resolved_json
 from counterpoint.rollout.data import DataError
@@ -299,8 +299,8 @@ def _create_parts(
     startup["learner"] = round(time.perf_counter() - began, 2)
     ray.get([e.__ray_ready__.remote() for e in engines] + [w.__ray_ready__.remote() for p in pools.values() for w in p])
     startup["engines_and_rewards"] = round(time.perf_counter() - began, 2)
-    calibrate = split is not None and cfg.generation.threads == "auto" and not split.overlapped
-    cores = apply_threads(split, engines, calibrate)
+    if split is not None and split.oversubscribed:
+        log.warning("threads: %s; set generation.threads / learner.threads or fewer ranks", split.describe())
     # The driver only draws prompts: its domain objects never score (no checker processes here).
     sources = {d: task_source(d, dc, cfg.run.seed) for d, dc in cfg.domains.items()}
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -316,7 +316,7 @@ def _create_parts(
         + ", ".join(f"{d} x{len(p)}" for d, p in pools.items())
         + (f" (bubblewrap {_bwrap_version()})" if any(sandbox_limits(dc) for dc in cfg.domains.values()) else ""),
         f"model {model_summary(model_dir)}",
-        f"threads {cores.describe()}" if cores else "threads 1 per actor (a remote cluster's Ray CPUs)",
+        f"threads {split.describe()}" if split else "threads 1 per actor (a remote cluster's Ray CPUs)",
     ]
     parts = RunParts(
         sources,

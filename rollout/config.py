@@ -383,5 +383,5 @@ class GenerationConfig(Section):
     k steps' rollouts while the learner trains, and the update corrects for the lag
     (`learner.off_policy`)."""
     threads: int | Literal["auto"] = "auto"
-    """torch threads per engine: auto gives the engines the cores the phases running beside them
-    leave (cluster/cores.py); a number overrides it."""
+    """torch threads per engine, fixed when it starts: auto is one (decoding small models is bound
+    by per-step overhead, not arithmetic; cluster/cores.py, docs/performance.md)."""

@@ -12,13 +12,7 @@ import os
 import time
 from pathlib import Path
 
-import torch
-
 from counterpoint.rollout.records import Prompt, Sample
-
-_SET_THREADS = torch.set_num_threads
-"""torch's own setter, kept before vLLM's CPU worker replaces it with a no-op (it binds its
-threads once); the number of intra-op threads stays torch's to set between calls."""
 
 VLLM_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine in this process: no spawned workers
@@ -60,28 +54,6 @@ class RolloutEngine:
         self.policy_version = 0
         self.startup_s = time.time() - started
         self.generate([Prompt("warmup", "warmup", "Hello")], samples_per_prompt=1, max_tokens=2, temperature=1.0)
-
-    def set_threads(self, threads: int) -> int:
-        """torch's intra-op threads for the engine's next calls; returns the number now set."""
-        _SET_THREADS(max(1, int(threads)))
-        return torch.get_num_threads()
-
-    def calibrate_threads(self, candidates: list[int], *, rounds: int = 2, tokens: int = 8) -> dict:
-        """Time a short batched generation at each thread count (`rounds` times, alternating, the
-        best of each kept) and keep the fastest count. Small models decode faster on one thread
-        than on two (per-step overhead, not arithmetic, bounds them); larger ones gain from more.
-        Returns {"threads": chosen, "seconds": {count: best seconds}}."""
-        prompts = [Prompt("calibration", f"calibration/{i}", f"Calibration prompt {i}:") for i in range(8)]
-        best: dict[int, float] = {}
-        for _ in range(rounds):
-            for n in candidates:
-                self.set_threads(n)
-                started = time.perf_counter()
-                self.generate(prompts, samples_per_prompt=2, max_tokens=tokens, temperature=1.0)
-                best[n] = min(best.get(n, float("inf")), time.perf_counter() - started)
-        chosen = min(best, key=best.get)
-        self.set_threads(chosen)
-        return {"threads": chosen, "seconds": {n: round(t, 4) for n, t in best.items()}}
 
     def generate(
         self,

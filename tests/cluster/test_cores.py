@@ -5,10 +5,10 @@ import pytest
 from counterpoint.cluster.cores import machine_cores, split_cores
 
 
-def test_one_phase_at_a_time_gives_each_phase_every_core():
+def test_one_phase_at_a_time_gives_the_learner_every_core_and_an_engine_one_thread():
     split = split_cores(2, engines=1, ranks=1, overlapped=False)
-    assert (split.engine_threads, split.learner_threads, split.oversubscribed) == (2, 2, False)
-    split = split_cores(8, engines=2, ranks=2, overlapped=False)
+    assert (split.engine_threads, split.learner_threads, split.oversubscribed) == (1, 2, False)
+    split = split_cores(8, engines=2, ranks=2, overlapped=False, engine_threads=4)
     assert (split.engine_threads, split.learner_threads) == (4, 4)
 
 
@@ -16,8 +16,8 @@ def test_overlapped_phases_split_the_cores_by_the_generation_share():
     split = split_cores(2, engines=1, ranks=1, overlapped=True)
     assert (split.engine_threads, split.learner_threads, split.oversubscribed) == (1, 1, False)
     split = split_cores(16, engines=2, ranks=4, overlapped=True, generate_share=0.25)
-    assert (split.engine_threads, split.learner_threads) == (2, 3)
-    assert not split.oversubscribed and "2x2 engine threads, 4x3 learner threads (overlapped)" in split.describe()
+    assert (split.engine_threads, split.learner_threads) == (1, 3)
+    assert not split.oversubscribed and "2x1 engine threads, 4x3 learner threads (overlapped)" in split.describe()
 
 
 def test_more_workers_than_cores_is_flagged_and_overrides_win():
