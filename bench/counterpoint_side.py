@@ -201,6 +201,32 @@ def run(
     }
 
 
+def run_default(work_dir: Path, steps: int = 5, sets: list[str] = (), ref: str | None = None) -> dict:
+    """The project's default run (`counterpoint run`, its built-in tiny model, math, code and
+    creative), cut to `steps` steps: its time to the first step (start-up, the step-0
+    evaluation and step 1) and the peak memory of its process tree."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    code = code_state(ref)
+    env = environment(package_tree(code["commit"]) if ref is not None else None)
+    code["imported_from"] = imported_from(env)
+    watcher = MetricsWatcher(work_dir / "runs")
+    overrides = [f"run.steps={steps}", f"run.output_dir={work_dir / 'runs'}", "metrics.report=false", *sets]
+    cmd = [str(CLI), "run", *[a for s in overrides for a in ("--set", s)]]
+    watched = run_watched(cmd, cwd=work_dir, env=env, log_path=work_dir / "counterpoint.log", on_poll=watcher)
+    if watched["rc"] != 0 or not watcher.train_seen:
+        tail = (work_dir / "counterpoint.log").read_text(errors="replace").splitlines()[-30:]
+        raise RuntimeError(f"the default run exited {watched['rc']}:\n" + "\n".join(tail))
+    return {
+        "system": "counterpoint default run",
+        "command": cmd,
+        "code": code,
+        "time_to_first_step_seconds": round(watcher.train_seen[0] - watched["start"], 3),
+        "peak_tree_rss_mib": watched["peak_tree_rss_mib"],
+        "total_seconds": watched["wall_seconds"],
+        "other_cpu_seconds": watched["other_cpu_seconds"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True, help="a bench model folder (bench/models.py)")

@@ -209,6 +209,33 @@ def report(s: dict, gflops: dict) -> str:
     return "\n".join(lines)
 
 
+def default_run(args) -> None:
+    """The default run (5 steps) for the working tree and each given commit, alternated
+    `--repeats` times: time to the first step and peak memory of its process tree."""
+    out_dir = BENCH / "out" / time.strftime("%Y%m%d-%H%M%S")
+    refs = [None, *args.default_run]
+    results = {str(r): [] for r in refs}
+    for k in range(args.repeats):
+        for ref in refs:
+            label = ref or "working tree"
+            print(f"bench: default run, {label}, repeat {k + 1}/{args.repeats} ...", flush=True)
+            work = out_dir / f"default-{ref or 'tree'}-{k + 1}"
+            results[str(ref)].append(counterpoint_side.run_default(work, sets=args.sets, ref=ref))
+    for ref in refs:
+        rs = results[str(ref)]
+        print(
+            f"== default run, {ref or 'working tree'}: time to first step "
+            f"{_list([r['time_to_first_step_seconds'] for r in rs])} s, peak RSS "
+            f"{_list([r['peak_tree_rss_mib'] for r in rs])} MiB (other processes' CPU "
+            f"{_list([r['other_cpu_seconds'] for r in rs])} s)",
+            flush=True,
+        )
+    json_path = args.json or out_dir / "default-run.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2))
+    print(f"bench: figures in {json_path}")
+
+
 def _list(xs: list) -> str:
     return "/".join(f"{x:.0f}" if isinstance(x, int | float) and x >= 100 else f"{x}" for x in xs)
 
@@ -224,7 +251,13 @@ def main() -> None:
     ap.add_argument("--ref", default=None, help="Counterpoint code of this commit (default: the working tree)")
     ap.add_argument("--json", type=Path, default=None, help="default: bench/out/<time>/bench.json")
     ap.add_argument("--model-dir", type=Path, default=models.DEFAULT_OUT, help="where the models are built")
+    ap.add_argument("--default-run", nargs="*", metavar="REF", default=None,
+                    help="instead: the default run's time to first step and peak memory, for the working "
+                    "tree and each commit REF given (e.g. --default-run c899a13)")  # fmt: skip
     args = ap.parse_args()
+    if args.default_run is not None:
+        default_run(args)
+        return
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in models.MODELS]
     if unknown or args.warmup >= args.steps:

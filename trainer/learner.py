@@ -196,9 +196,12 @@ class Learner:
         entropy_coefs = entropy_coefs.to(logp.device)
         behaviour = None
         if bool((mb.lag > 0).any()):  # rows an older policy generated (asynchronous rollouts)
+            # the proximal policy is the ratio's own logp_old (the learner before this update's
+            # first optimizer step); with logp_old: engine the ratio is already taken against the
+            # behaviour policy and the weight is 1
             off = self.cfg.off_policy
             behaviour = behaviour_weights(
-                logp.detach(), mb.engine_logprobs, mb.response_mask, mb.lag, correction=off.correction, cap=off.cap
+                logp_old, mb.engine_logprobs, mb.response_mask, mb.lag, correction=off.correction, cap=off.cap
             )
         logp_ref = None
         if self.reference is not None:
