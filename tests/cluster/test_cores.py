@@ -34,3 +34,17 @@ def test_bad_arguments_are_refused_and_the_machine_has_a_core():
     with pytest.raises(ValueError, match="generate_share"):
         split_cores(4, engines=1, ranks=1, overlapped=True, generate_share=1.0)
     assert machine_cores() >= 1
+
+
+def test_a_run_plans_its_threads_from_the_config_and_starts_each_actor_with_them():
+    from counterpoint.cluster.cores import plan_threads, thread_env
+    from counterpoint.config import load_config
+
+    split = plan_threads(load_config(overrides=["generation.max_staleness=1"]))
+    assert split.overlapped and split.engine_threads == 1 and split.ranks == 1
+    on_policy = plan_threads(load_config(overrides=["learner.threads=3", "generation.threads=2"]))
+    assert (on_policy.engine_threads, on_policy.learner_threads, on_policy.overlapped) == (2, 3, False)
+    # a remote cluster keeps Ray's one thread per CPU unless the config names the numbers
+    assert plan_threads(load_config(overrides=["cluster.address=ray://127.0.0.1:10001"])) is None
+    env = thread_env({"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}, 4)
+    assert env == {"env_vars": {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4", "HF_HUB_OFFLINE": "1"}}
