@@ -243,8 +243,8 @@ class OffPolicyCorrection(Section):
 class LearnerConfig(Section):
     ranks: int = Field(1, ge=1)
     """Learner actors, one DeepSpeed rank each. On one CPU machine one rank with every core's
-    threads beats several that all-reduce over gloo (docs/performance.md); on GPUs, one rank per
-    learner GPU."""
+    threads is about as fast as several that all-reduce over gloo, starts faster and holds less
+    memory (docs/performance.md); on GPUs, one rank per learner GPU."""
     threads: int | Literal["auto"] = "auto"
     """torch threads per rank: auto gives the ranks the cores the phases running beside them
     leave (cluster/cores.py); a number overrides it."""
