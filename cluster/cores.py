@@ -70,16 +70,14 @@ def split_cores(
         raise ValueError(f"cores, engines and ranks must be >= 1, got {cores}, {engines}, {ranks}")
     if not 0.0 < generate_share < 1.0:
         raise ValueError(f"generate_share must be in (0, 1), got {generate_share}")
-    if overlapped:
-        engine_cores = min(cores - 1, max(1, round(cores * generate_share))) if cores > 1 else 1
-        learner_cores = max(1, cores - engine_cores)
-    else:
-        engine_cores = learner_cores = cores
     # auto gives an engine one thread: vLLM's CPU worker binds its threads when it starts (they
     # cannot change later), and decoding these models is bound by per-step overhead, not
     # arithmetic: a 0.4M model decoded 15% slower on 2 threads, a 13M one within 10% (measured)
-    del engine_cores
     e = engine_threads if isinstance(engine_threads, int) else 1
+    # the ranks split every core when they train alone, what generation's share leaves otherwise
+    learner_cores = cores
+    if overlapped and cores > 1:
+        learner_cores = cores - min(cores - 1, max(1, round(cores * generate_share)))
     r = learner_threads if isinstance(learner_threads, int) else max(1, learner_cores // ranks)
     return CoreSplit(cores, e, r, overlapped, engines, ranks)
 
