@@ -57,6 +57,11 @@ def register_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--steps", type=int, help="shorthand for --set run.steps=N")
     run.add_argument("--output-dir", metavar="DIR", help="shorthand for --set run.output_dir=DIR")
     run.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="write the run to exactly this folder (new or empty) instead of <output_dir>/<name>-<time>",
+    )
+    run.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue a run from its last checkpoint (its own config, plus any --set/--steps)",
@@ -98,7 +103,14 @@ def main_for(args: argparse.Namespace) -> int:
     if getattr(args, "output_dir", None):
         overrides.append(f"run.output_dir={args.output_dir}")
     resume = getattr(args, "resume", None)
+    run_dir = getattr(args, "run_dir", None)
     try:
+        if run_dir and resume:
+            raise ConfigError("--run-dir and --resume: give one (--resume continues the run in its own folder)")
+        if run_dir and Path(run_dir).exists() and any(Path(run_dir).iterdir()):
+            raise ConfigError(
+                f"--run-dir {run_dir}: the folder is not empty; continue a run there with --resume {run_dir}"
+            )
         if resume:
             if args.config:
                 raise ConfigError("--resume uses the run's own config.json; change fields with --set")
@@ -113,10 +125,10 @@ def main_for(args: argparse.Namespace) -> int:
     if args.command == "config":
         print(resolved_json(config))
         return 0
-    return _run(config, quiet=args.quiet, resume=Path(resume) if resume else None)
+    return _run(config, quiet=args.quiet, resume=Path(resume) if resume else None, run_dir=run_dir)
 
 
-def _run(config, quiet: bool, resume: Path | None) -> int:
+def _run(config, quiet: bool, resume: Path | None, run_dir: str | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
     )
@@ -132,7 +144,8 @@ def _run(config, quiet: bool, resume: Path | None) -> int:
     from counterpoint.trainer.run_folder import RunFolder
 
     try:
-        summary = run_training(config, RunFolder(resume) if resume else None, resume=resume is not None)
+        folder = RunFolder(resume) if resume else RunFolder(Path(run_dir)) if run_dir else None
+        summary = run_training(config, folder, resume=resume is not None)
     except ConfigError as err:
         print(f"counterpoint: {err}", file=sys.stderr)
         return 2

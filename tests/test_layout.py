@@ -24,7 +24,7 @@ from counterpoint.config import CounterpointConfig
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("ray", "deepspeed", "vllm")
-PURE_PACKAGES = ("counterpoint.trainer.algo", "counterpoint.trainer.curriculum")
+PURE_PACKAGES = ("counterpoint.trainer.algo", "counterpoint.trainer.curriculum", "counterpoint.study")
 RUNTIME_FOLDERS = ("cluster", "rollout", "trainer", "services", "src/counterpoint")
 MAX_MODULE_LINES = 400
 

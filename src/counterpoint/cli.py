@@ -1,7 +1,8 @@
 """The `counterpoint` command: the cluster's commands and the control plane's, side by side.
 
 `counterpoint.cluster.cli` owns `run`, `config`, `submit` and `job`; `counterpoint.services.cli`
-owns `schedule` and `serve`; `report` is `counterpoint.trainer.report.report_main`. Neither
+owns `schedule` and `serve`; `counterpoint.study.cli` owns `study`; `report` is
+`counterpoint.trainer.report.report_main`. Neither
 package imports the other: this module composes their subcommands and hands `serve` the
 cluster's Ray-job submitter (for `serve --ray-address`).
 Heavy frameworks (ray, vllm, deepspeed, uvicorn) load only inside the command that needs them,
@@ -19,6 +20,7 @@ from counterpoint import exit_codes
 from counterpoint.cluster import cli as cluster_cli
 from counterpoint.cluster import jobs_cli
 from counterpoint.services import cli as services_cli
+from counterpoint.study import cli as study_cli
 
 DESCRIPTION = """\
 Counterpoint: distributed RL post-training for language models on several task domains at once
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     services_cli.register(sub)
     cluster_cli.register_jobs(sub)
     cluster_cli.register_config(sub)
+    study_cli.register(sub)
     # listed here; its arguments are report_main's own (`counterpoint report --help`)
     sub.add_parser("report", help="write the HTML report of one run or several compared", add_help=False)
     return parser
@@ -77,6 +80,8 @@ def _main(argv: list[str] | None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 0
+    if args.command in study_cli.COMMANDS:
+        return study_cli.main_for(args)
     if args.command in services_cli.COMMANDS:
         return services_cli.main_for(args, make_submitter=jobs_cli.submitter)
     return cluster_cli.main_for(args)

@@ -315,6 +315,11 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     key, sep, raw = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {item!r}: write it as section.key=value")
+    set_path(data, key, yaml.safe_load(raw))
+
+
+def set_path(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted `key` (`a.b.c`) in `data` to `value`, making sections on the way."""
     *parents, leaf = key.split(".")
     node = data
     for part in parents:
@@ -322,8 +327,8 @@ def apply_override(data: dict[str, Any], item: str) -> None:
             node[part] = type_shorthand(node[part])
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"override {item!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(raw)
+            raise ConfigError(f"override {key}={value!r}: {part} is not a section")
+    node[leaf] = value
 
 
 def resolved_json(config: CounterpointConfig) -> str:
