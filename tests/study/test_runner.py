@@ -173,3 +173,14 @@ def test_a_report_of_a_partial_study_says_what_is_missing(tmp_path):
     assert "**Not finished:** kl/seed0, kl/seed1, kl/seed2." in md and "| kl | 0/3 |" in md
     with pytest.raises(StudyError, match="not a study folder"):
         write_study_report(tmp_path / "runs")
+
+
+def test_best_of_waits_for_every_candidate(tmp_path):
+    s = spec(claims=[])
+    outcome = run_study(s, tmp_path, launcher=FakeLauncher(fail={"kl/seed2"}), on_progress=lambda m: None)
+    assert outcome["kl/seed2"] == "failed"
+    assert {outcome[f"best_first/seed{i}"] for i in range(3)} == {"blocked"}
+    assert not (tmp_path / "best.json").exists() and not (tmp_path / "runs/best_first").exists()
+    outcome = run_study(s, tmp_path, launcher=fake(), on_progress=lambda m: None)
+    assert set(outcome.values()) == {"done"}
+    assert json.loads((tmp_path / "best.json").read_text())["best_first"]["picked"] == "bonus"

@@ -32,3 +32,17 @@ def test_mistakes_exit_2_with_the_reason(tmp_path, capsys):
     bad.write_text("name: x\nsteps: 0\nseeds: [0]\nconditions: {a: {}}\n")
     assert main(["study", "run", str(bad), "--dry-run"]) == 2
     assert "steps: Input should be greater than or equal to 1" in capsys.readouterr().err
+
+
+def test_run_dir_refuses_a_used_folder_and_resume_together(tmp_path, capsys):
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "config.json").write_text("{}")
+    assert main(["run", "--run-dir", str(used)]) == 2
+    assert (
+        f"--run-dir {used}: the folder is not empty; continue a run there with --resume {used}"
+        in capsys.readouterr().err
+    )
+    assert main(["run", "--run-dir", str(tmp_path / "new"), "--resume", str(used)]) == 2
+    assert "--run-dir and --resume: give one" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

@@ -110,8 +110,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"report: {page}\nsummary: {page.with_name('summary.md')}")
     if failed:
         print(
-            f"counterpoint study: {len(failed)} runs failed: {', '.join(failed)}; "
-            "run the same command again to retry them",
+            f"counterpoint study: {len(failed)} runs did not finish (failed, or waiting on one that failed): "
+            f"{', '.join(failed)}; run the same command again to retry them",
             file=sys.stderr,
         )
         return 1

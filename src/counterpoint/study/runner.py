@@ -178,27 +178,31 @@ def run_study(
     python: str = sys.executable,
     on_progress: Callable[[str], None] = print,
 ) -> dict[str, str]:
-    """Run every pending (condition, seed) of `spec` into `out`; returns each run's final state
-    (done | failed). Runs that are already done are kept."""
+    """Run every pending (condition, seed) of `spec` into `out`; returns each run's final state:
+    done, failed, or blocked (a `best_of` condition whose candidates have not all finished).
+    Runs that are already done are kept."""
     check_study(spec)
     folder = StudyFolder(out)
     folder.claim(spec)
     outcome: dict[str, str] = {}
     plain = [RunKey(c, s) for s in spec.seeds for c in spec.ordered() if not spec.conditions[c].best_of]
     _run_batch(spec, folder, plain, {}, parallel, launcher, python, on_progress, outcome)
-    derived = [c for c in spec.ordered() if spec.conditions[c].best_of]
-    if derived:
-        chosen = {}
-        best = folder.best()
-        results = folder.results(spec)
-        for cond in derived:
-            if cond not in best:
-                best[cond] = resolve_best(spec, cond, results)
-                _write_json(out / "best.json", best)
-            chosen[cond] = best[cond]["picked"]
-            on_progress(f"{cond}: {best[cond]['picked']} ({best[cond]['reason']})")
-        keys = [RunKey(c, s) for s in spec.seeds for c in derived]
-        _run_batch(spec, folder, keys, chosen, parallel, launcher, python, on_progress, outcome)
+    chosen = {}
+    best = folder.best()
+    for cond in (c for c in spec.ordered() if spec.conditions[c].best_of):
+        if cond not in best:
+            needed = spec.conditions[cond].best_of.needs()
+            missing = [k.label for k in plain if k.condition in needed and outcome.get(k.label) != "done"]
+            if missing:  # chosen only on complete figures, so a later run of the study cannot choose otherwise
+                on_progress(f"{cond}: not started; it chooses once these have finished: {', '.join(missing)}")
+                outcome.update({RunKey(cond, s).label: "blocked" for s in spec.seeds})
+                continue
+            best[cond] = resolve_best(spec, cond, folder.results(spec))
+            _write_json(out / "best.json", best)
+        chosen[cond] = best[cond]["picked"]
+        on_progress(f"{cond}: {best[cond]['picked']} ({best[cond]['reason']})")
+    keys = [RunKey(c, s) for s in spec.seeds for c in chosen]
+    _run_batch(spec, folder, keys, chosen, parallel, launcher, python, on_progress, outcome)
     return outcome
 
 

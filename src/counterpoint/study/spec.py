@@ -67,14 +67,21 @@ class ClaimTest(_Strict):
     - `all` / `any`: a group of tests (every one held / one held)."""
 
     test: Literal["change", "difference", "at_least", "at_most", "all", "any"]
+    """The kind of test."""
     condition: str | None = None
+    """The condition whose runs are judged."""
     metric: str | None = None
     """`<domain>.<measure>` (e.g. `math.accuracy`, `creative.distinct_2`, `code.entropy`) or `score`."""
     expect: Literal["up", "down", "greater", "less"] | None = None
+    """The direction the claim predicts."""
     than: str | None = None
+    """`difference`: the condition subtracted."""
     margin: float = 0.0
+    """`difference`: the threshold the paired difference is compared with."""
     value: float | None = None
+    """`at_least` / `at_most`: the threshold."""
     tests: list[ClaimTest] = Field(default_factory=list)
+    """`all` / `any`: the tests of the group."""
 
     @model_validator(mode="after")
     def _complete(self) -> ClaimTest:
@@ -115,8 +122,11 @@ class Claim(_Strict):
 
 class KeepWithin(_Strict):
     metric: str
+    """The metric guarded, e.g. `math.accuracy`."""
     of: str
+    """The condition it is compared with, paired by seed."""
     points: float = Field(gt=0)
+    """How much lower its mean paired difference may be (0.05: five points of accuracy)."""
 
 
 class BestOf(_Strict):
@@ -125,8 +135,15 @@ class BestOf(_Strict):
     of condition `of`, paired by seed), chosen when they have all finished."""
 
     conditions: list[str] = Field(min_length=1)
+    """The candidates."""
     score: str
+    """The metric whose mean over seeds picks the candidate (higher is better)."""
     keep_within: KeepWithin | None = None
+    """A metric the pick may not lose more than `points` of against condition `of`."""
+
+    def needs(self) -> set[str]:
+        """The conditions the choice is made from."""
+        return set(self.conditions) | ({self.keep_within.of} if self.keep_within else set())
 
 
 class Condition(_Strict):
@@ -135,22 +152,29 @@ class Condition(_Strict):
     set: dict[str, Any] = Field(default_factory=dict)
     """Config overrides, dotted keys (e.g. `domains.creative.reward.type: preference`)."""
     best_of: BestOf | None = None
+    """Take another condition's overrides, the best by a measure, once the others have run."""
 
 
 class StudySpec(_Strict):
     name: Name
+    """The study's name (a study folder's default is runs/study-<name>)."""
     description: str = ""
+    """What it compares, in a paragraph (the report prints it)."""
     config: str | None = None
     """The base config: a shipped config's name (default, smoke, ...) or a YAML path, relative to
     the study file; None: the shipped default."""
     set: dict[str, Any] = Field(default_factory=dict)
     """Overrides of every run."""
     steps: int = Field(ge=1, le=100_000)
+    """Steps of every run (`run.steps`)."""
     seeds: list[int] = Field(min_length=1)
+    """`run.seed` of each run of a condition."""
     conditions: dict[Name, Condition] = Field(min_length=1)
+    """The conditions by name, in the order the report lists them."""
     hold_equal: list[str] = Field(default_factory=lambda: list(HOLD_EQUAL))
     """Resolved config fields every condition must share (a condition that changes one is refused)."""
     claims: list[Claim] = Field(default_factory=list)
+    """The claims the report gives a verdict on."""
     base_dir: str | None = Field(None, exclude=True)
     """The study file's folder (where a relative `config` path is looked up); not part of the spec."""
 
@@ -161,9 +185,7 @@ class StudySpec(_Strict):
         names = set(self.conditions)
         for name, cond in self.conditions.items():
             if cond.best_of:
-                refs = set(cond.best_of.conditions) | (
-                    {cond.best_of.keep_within.of} if cond.best_of.keep_within else set()
-                )
+                refs = cond.best_of.needs()
                 unknown = refs - names
                 if unknown:
                     raise ValueError(f"conditions.{name}.best_of: unknown conditions {sorted(unknown)}")
@@ -245,7 +267,7 @@ def with_changes(
         for c in only:  # a best_of condition needs the ones it chooses among
             best = spec.conditions[c].best_of
             if best:
-                keep |= set(best.conditions) | ({best.keep_within.of} if best.keep_within else set())
+                keep |= best.needs()
         data["conditions"] = {n: c for n, c in data["conditions"].items() if n in keep}
         data["claims"] = [c for c in data["claims"] if Claim.model_validate(c).test.conditions() <= keep]
     for item in overrides:
