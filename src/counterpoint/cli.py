@@ -28,7 +28,8 @@ Counterpoint: distributed RL post-training for language models on several task d
 
 `counterpoint run` with no arguments trains the built-in tiny model on this machine through the
 whole distributed path: an embedded Ray cluster, a vLLM rollout engine, reward workers per domain
-and a 2-rank DeepSpeed learner. It writes everything to runs/<run_id>/.
+and a DeepSpeed learner. It writes everything to runs/<run_id>/. `counterpoint study run quick`
+runs a built-in study: several such runs, their intervals over seeds and verdicts on claims.
 """
 
 
