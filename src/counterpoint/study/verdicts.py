@@ -38,8 +38,13 @@ def _side(iv: Interval | None, threshold: float, above: bool) -> str:
     return HELD if hi < threshold else FAILED if lo > threshold else INCONCLUSIVE
 
 
-def _seeds(d: dict[int, float]) -> str:
-    return ", ".join(f"{v:+.3f}" for _, v in sorted(d.items()))
+def _seeds(d: dict[int, float], signed: bool = True) -> str:
+    return ", ".join(f"{v:{'+' if signed else ''}.3f}" for _, v in sorted(d.items()))
+
+
+def _name(test: ClaimTest) -> str:
+    """What a test is about, in a word: its condition (a group's first test's)."""
+    return test.condition or _name(test.tests[0])
 
 
 def judge(test: ClaimTest, runs: dict[str, list[RunResult]]) -> Verdict:
@@ -51,7 +56,8 @@ def judge(test: ClaimTest, runs: dict[str, list[RunResult]]) -> Verdict:
         else:
             outcome = HELD if HELD in outcomes else FAILED if all(o == FAILED for o in outcomes) else INCONCLUSIVE
         word = "every one of" if test.test == "all" else "one of"
-        return Verdict(outcome, f"{word} {len(parts)}: " + "; ".join(f"{o}" for o in outcomes), parts)
+        named = "; ".join(f"{_name(t)} {o}" for t, o in zip(test.tests, outcomes))
+        return Verdict(outcome, f"{word} {len(parts)}: {named}", parts)
     cond = runs.get(test.condition, [])
     if not cond:
         return Verdict(INCONCLUSIVE, f"{test.condition}: no finished run")
@@ -78,7 +84,8 @@ def judge(test: ClaimTest, runs: dict[str, list[RunResult]]) -> Verdict:
     if iv is None:
         return Verdict(INCONCLUSIVE, f"{what}: not measured")
     note = " (one seed: no interval)" if iv.half is None else ""
-    return Verdict(outcome, f"{what}: {iv.text()}{note}; per seed {_seeds(per_seed)}")
+    per = _seeds(per_seed, signed=test.test in ("change", "difference"))
+    return Verdict(outcome, f"{what}: {iv.text()}{note}; per seed {per}")
 
 
 def judge_claims(claims: list[Claim], runs: dict[str, list[RunResult]]) -> list[tuple[Claim, Verdict]]:
