@@ -46,6 +46,16 @@ def spec(**over):
                 },
             },
             {
+                "claim": "first beats its pick",
+                "test": {
+                    "test": "difference",
+                    "condition": "best_first",
+                    "than": "best_first.picked",
+                    "metric": "math.accuracy",
+                    "expect": "greater",
+                },
+            },
+            {
                 "claim": "math falls",
                 "test": {"test": "change", "condition": "none", "metric": "math.accuracy", "expect": "down"},
             },
@@ -131,6 +141,15 @@ def test_a_folder_refuses_another_study(tmp_path):
     )
     with pytest.raises(StudyError, match="holds another version of study 't'"):
         run_study(spec(conditions={"none": {}}, claims=[], seeds=[0, 1]), tmp_path, launcher=FakeLauncher())
+    # new words and claims judge the same runs: accepted, stored, nothing run again
+    claim = {
+        "claim": "math rose",
+        "test": {"test": "change", "condition": "none", "metric": "math.accuracy", "expect": "up"},
+    }
+    revised = spec(conditions={"none": {"description": "now described"}}, claims=[claim], seeds=[0])
+    again = FakeLauncher()
+    run_study(revised, tmp_path, launcher=again, on_progress=lambda m: None)
+    assert again.calls == [] and StudyFolder(tmp_path).spec().claims[0].claim == "math rose"
 
 
 def test_parallel_runs_every_run_once(tmp_path):
@@ -157,7 +176,14 @@ def test_the_report(tmp_path):
     kl = data["conditions"]["kl"]["creative.distinct_2"]["end"]
     assert kl["mean"] == pytest.approx(0.91) and kl["n"] == 3 and kl["half"] == pytest.approx(4.303 * 0.01 / 3**0.5)
     verdicts = {v["claim"]: v["outcome"] for v in data["verdicts"]}
-    assert verdicts == {"a control keeps range": "held", "math falls": "did not hold"}
+    # best_first took bonus's overrides (and a lower learning rate, which the fake ignores): the
+    # same math on every seed as bonus, so their paired difference is 0 with no spread
+    assert verdicts == {
+        "a control keeps range": "held",
+        "first beats its pick": "inconclusive",
+        "math falls": "did not hold",
+    }
+    assert "math.accuracy: best_first − best_first.picked" in md
     assert "| a control keeps range | **held** |" in md and "**best_first** took the overrides of **bonus**" in md
     assert '`learner.per_domain.creative.loss.type` = "kl_cov"' in md
     html = page.read_text()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from counterpoint.study.results import RunResult, band, interval, metrics_of, values
 from counterpoint.study.runner import RunKey, StudyFolder
-from counterpoint.study.spec import StudyError, StudySpec, differences
+from counterpoint.study.spec import PICKED, StudyError, StudySpec, differences
 from counterpoint.study.verdicts import FAILED, HELD, judge_claims
 
 HEADLINE = (
@@ -157,7 +157,8 @@ def build(folder: StudyFolder) -> dict:
             end, change = interval(list(values(rs, m).values())), interval(list(values(rs, m, "change").values()))
             row[m] = {"end": _iv(end), "change": _iv(change)}
         table[cond] = row
-    verdicts = [{"claim": c.claim, "source": c.source, **_verdict(v)} for c, v in judge_claims(spec.claims, runs)]
+    judged = {**runs, **{f"{c}{PICKED}": runs.get(b["picked"], []) for c, b in best.items()}}
+    verdicts = [{"claim": c.claim, "source": c.source, **_verdict(v)} for c, v in judge_claims(spec.claims, judged)]
     seconds = [st.get("seconds") for st in status.values() if st.get("state") == "done" and st.get("seconds")]
     return {
         "study": spec.name,

@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from counterpoint.study.results import RunResult, interval, load_run, paired, values
-from counterpoint.study.spec import StudyError, StudySpec, check_study, parse_study, run_config_data
+from counterpoint.study.spec import StudyError, StudySpec, check_study, fingerprint, parse_study, run_config_data
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,16 @@ class StudyFolder:
         return parse_study(data["spec"], Path(data["base_dir"]) if data.get("base_dir") else None)
 
     def claim(self, spec: StudySpec) -> None:
-        """Make this the folder of `spec`, or check that it already is."""
+        """Make this the folder of `spec`, or check that it already is (a spec that differs only in
+        its descriptions or claims replaces the stored one: the runs are the same)."""
         marker = self.path / "study.json"
         if marker.exists():
             held = json.loads(marker.read_text())
-            if json.dumps(held["spec"], sort_keys=True) != spec.fingerprint():
+            if fingerprint(held["spec"]) != spec.fingerprint():
                 raise StudyError(
                     f"{self.path} holds another version of study {held['spec'].get('name')!r} (other steps, seeds, "
                     "conditions or overrides); run it with the same arguments to resume, or give a new --out"
                 )
-            return
         self.path.mkdir(parents=True, exist_ok=True)
         _write_json(marker, {"spec": spec.model_dump(mode="json"), "base_dir": spec.base_dir})
 

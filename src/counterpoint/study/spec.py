@@ -46,6 +46,9 @@ HOLD_EQUAL = (
 )
 """What every condition of a comparison keeps equal unless the study says otherwise: the number of
 optimizer steps per rollout, the learning rate and the batch (so a difference is the condition's)."""
+PICKED = ".picked"
+"""A claim's `condition` or `than` of `<best_of condition>.picked` is the condition it took its
+overrides from (so the structured-first run of the best control is compared with that control)."""
 _STEPS = re.compile(r"^\$\{steps(?:\s*/\s*(\d+))?\}$")
 
 
@@ -69,7 +72,7 @@ class ClaimTest(_Strict):
     test: Literal["change", "difference", "at_least", "at_most", "all", "any"]
     """The kind of test."""
     condition: str | None = None
-    """The condition whose runs are judged."""
+    """The condition whose runs are judged (`<best_of condition>.picked`: the one it chose)."""
     metric: str | None = None
     """`<domain>.<measure>` (e.g. `math.accuracy`, `creative.distinct_2`, `code.entropy`) or `score`."""
     expect: Literal["up", "down", "greater", "less"] | None = None
@@ -192,7 +195,8 @@ class StudySpec(_Strict):
                 if any(self.conditions[c].best_of for c in refs):
                     raise ValueError(f"conditions.{name}.best_of: it may not refer to another best_of condition")
         for i, claim in enumerate(self.claims):
-            unknown = claim.test.conditions() - names
+            picked = {f"{n}{PICKED}" for n, c in self.conditions.items() if c.best_of}
+            unknown = claim.test.conditions() - names - picked
             if unknown:
                 raise ValueError(f"claims[{i}] ({claim.claim!r}): unknown conditions {sorted(unknown)}")
         return self
@@ -203,8 +207,17 @@ class StudySpec(_Strict):
         return plain + [n for n, c in self.conditions.items() if c.best_of]
 
     def fingerprint(self) -> str:
-        """The spec as canonical JSON: a study folder holds one spec, and refuses another."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """What the runs depend on, as canonical JSON: a study folder holds the runs of one, and
+        refuses another. The words (descriptions) and the claims are left out: they only change
+        the report, so a study's claims can be revised and judged on the runs already made."""
+        return fingerprint(self.model_dump(mode="json"))
+
+
+def fingerprint(data: dict) -> str:
+    """`StudySpec.fingerprint` of a spec's JSON data."""
+    runs = {k: v for k, v in data.items() if k not in ("description", "claims")}
+    runs["conditions"] = {n: {k: v for k, v in c.items() if k != "description"} for n, c in data["conditions"].items()}
+    return json.dumps(runs, sort_keys=True)
 
 
 def studies_dir() -> Path:
@@ -269,7 +282,11 @@ def with_changes(
             if best:
                 keep |= best.needs()
         data["conditions"] = {n: c for n, c in data["conditions"].items() if n in keep}
-        data["claims"] = [c for c in data["claims"] if Claim.model_validate(c).test.conditions() <= keep]
+        data["claims"] = [
+            c
+            for c in data["claims"]
+            if {n.removesuffix(PICKED) for n in Claim.model_validate(c).test.conditions()} <= keep
+        ]
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
