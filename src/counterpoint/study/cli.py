@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config field in every run (repeatable)",
+        help="override a config field in every run, before the conditions' own overrides (repeatable)",
     )
     run.add_argument(
         "--parallel",
