@@ -83,25 +83,25 @@ def main_for(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from counterpoint.study.report import write_study_report
-    from counterpoint.study.runner import StudyFolder, run_study
-    from counterpoint.study.spec import StudyError, check_study, load_study, run_config_data, with_changes
+    from counterpoint.study.runner import RunKey, StudyFolder, run_study
+    from counterpoint.study.spec import StudyError, check_study, load_study, with_changes
 
     if args.parallel < 1:
         raise StudyError("--parallel: at least 1")
     spec = with_changes(load_study(args.study), args.steps, args.seeds, args.only, args.overrides)
     out = Path(args.out or f"runs/study-{spec.name}")
     if args.dry_run:
-        check_study(spec)
+        check_study(spec)  # resolves every condition's config: a bad one exits 2 here
+        folder = StudyFolder(out) if (out / "study.json").exists() else None
         for seed in spec.seeds:
             for cond in spec.ordered():
-                state = StudyFolder(out).state(_key(cond, seed)) if (out / "study.json").exists() else "fresh"
+                state = folder.state(RunKey(cond, seed)) if folder else "fresh"
                 how = (
                     "best_of: chosen after the others"
                     if spec.conditions[cond].best_of
                     else " ".join(f"{k}={v}" for k, v in spec.conditions[cond].set.items()) or "(base)"
                 )
                 print(f"{cond}/seed{seed} [{state}]: {how if len(how) <= 150 else how[:147] + '...'}")
-        run_config_data(spec, spec.ordered()[0], spec.seeds[0])
         print(f"{len(spec.conditions) * len(spec.seeds)} runs of {spec.steps} steps into {out}")
         return 0
     outcome = run_study(spec, out, parallel=args.parallel)
@@ -116,9 +116,3 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
-
-
-def _key(cond: str, seed: int):
-    from counterpoint.study.runner import RunKey
-
-    return RunKey(cond, seed)

@@ -138,10 +138,9 @@ def figures(spec: StudySpec, runs: dict[str, list[RunResult]]) -> list[tuple[str
     return out
 
 
-def build(folder: StudyFolder) -> dict:
-    """The study's numbers: per condition and metric the end and change intervals, the verdicts."""
-    spec = folder.spec()
-    runs = folder.results(spec)
+def build(folder: StudyFolder, spec: StudySpec, runs: dict[str, list[RunResult]]) -> dict:
+    """The study's numbers (`runs`: its finished runs' figures): per condition and metric the end
+    and change intervals, the verdicts."""
     if not runs:
         raise StudyError(f"{folder.path}: no run of the study has finished yet")
     best = folder.best()
@@ -325,9 +324,10 @@ def write_study_report(path: Path) -> Path:
     folder = StudyFolder(path)
     if not (path / "study.json").exists():
         raise StudyError(f"{path} is not a study folder (no study.json)")
-    data = build(folder)
     spec = folder.spec()
-    figs = figures(spec, folder.results(spec))
+    runs = folder.results(spec)  # every run folder read once, for the numbers and the figures
+    data = build(folder, spec, runs)
+    figs = figures(spec, runs)
     out = path / "report"
     out.mkdir(exist_ok=True)
     for name, _, png in figs:
