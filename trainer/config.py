@@ -35,6 +35,11 @@ class TinyModelConfig(Section):
     """AdamW learning rate of the warm start."""
     seed: int = 0
     """Seed of the tokenizer corpus, the initial weights and the warm start (part of the cache key)."""
+    prebuilt: bool = True
+    """Start from the weights shipped in the package when they were built from this exact config
+    (the default's are): every machine then starts the same model. false, or a config no shipped
+    model matches: build and warm-start here, once (float32 on the CPU takes another trajectory on
+    other CPU features, so another machine builds another model; docs/results/default-run.md)."""
 
 
 class ChatTemplateConfig(Section):

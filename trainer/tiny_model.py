@@ -63,11 +63,18 @@ def build_model(tokenizer, cfg, seed: int):
 def cache_key(cfg, kinds: list[str]) -> str:
     # The key is still spelled "domains": for the default run (kinds = names) the hash, and so the
     # cached model, stays the same as when the tiny model was built from domain names.
-    payload = json.dumps(
-        {"v": BUILD_VERSION, "cfg": cfg.model_dump(mode="json"), "domains": sorted(kinds)}, sort_keys=True
-    )
+    # `prebuilt` says where the weights come from, not what they are: it is not part of the key
+    # (so a shipped model is found under the key it was built with).
+    shape = cfg.model_dump(mode="json", exclude={"prebuilt"})
+    payload = json.dumps({"v": BUILD_VERSION, "cfg": shape, "domains": sorted(kinds)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def model_name(cfg, kinds: list[str]) -> str:
+    """The folder name of the model `cfg` builds: a model built here with `prebuilt: false` is
+    cached apart from a shipped copy of the same key, so turning `prebuilt` off really rebuilds."""
+    return f"tiny-{cache_key(cfg, kinds)}" + ("" if cfg.prebuilt else "-local")
+
+
 def cached_model_dir(cache_dir: Path, cfg, kinds: list[str]) -> Path:
-    return cache_dir.expanduser() / "models" / f"tiny-{cache_key(cfg, kinds)}"
+    return cache_dir.expanduser() / "models" / model_name(cfg, kinds)

@@ -3,14 +3,17 @@
 RL needs headroom: the warm start stops as soon as greedy math accuracy on a held-out set reaches
 the target (docs/calibration.md: learning is sudden and a fixed step count lands anywhere between 5%
 and 90%), so structured accuracy starts well below 100% but above 0, while creative outputs are
-still varied. Runs in one process on the CPU; takes a minute or two.
+still varied. Runs in one process on the CPU; takes a minute or two. The default config's model
+is shipped in the package (`PREBUILT`) and copied, so every machine starts from the same weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -24,22 +27,51 @@ from counterpoint.trainer.tiny_model import EOS, build_model, cached_model_dir, 
 
 log = logging.getLogger(__name__)
 
+PREBUILT = Path(__file__).parent / "prebuilt"
+"""Tiny models shipped in the package, one folder per build config (`tiny-<cache key>`), made by
+`scripts/build_tiny_model.py`."""
+
 SFT_SHARE = {"math": 0.6, "code": 0.2, "creative": 0.2}
 """Share of each SFT batch per kind: math is the hardest to learn, so it gets the most."""
 
 
 def ensure_tiny_model(cfg, kinds: list[str], cache_dir: Path) -> Path:
-    """The cached tiny model's folder, building it first if it is not there yet. `kinds`: the
+    """The cached tiny model's folder, putting it there first if it is not there yet: the shipped
+    copy when `cfg.prebuilt` and one was built from this config, else built here. `kinds`: the
     kinds of the run's domains, whose synthetic demonstrations it is trained on."""
     out = cached_model_dir(cache_dir, cfg, kinds)
     if (out / "build_info.json").exists():
         return out
-    log.info("building the tiny base model in %s (once; later runs reuse it)", out)
     tmp = out.with_name(out.name + ".partial")
-    info = build_tiny_model(cfg, kinds, tmp)
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a build that crashed
+    shipped = PREBUILT / out.name
+    if cfg.prebuilt and shipped.is_dir():
+        log.info("copying the shipped tiny model %s to %s", out.name, out)
+        shutil.copytree(verified(shipped), tmp)
+        info = json.loads((tmp / "build_info.json").read_text())
+    else:
+        log.info("building the tiny base model in %s (once; later runs reuse it)", out)
+        info = build_tiny_model(cfg, kinds, tmp)
     tmp.rename(out)  # atomic: a crashed build never leaves a half model that looks complete
     log.info("tiny model ready: %s", info)
     return out
+
+
+def verified(folder: Path) -> Path:
+    """`folder`, once every file its SHA256SUMS lists has that digest (a damaged install fails
+    here, naming the file, rather than training from corrupt weights)."""
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        raise FileNotFoundError(f"shipped model {folder} has no SHA256SUMS; reinstall counterpoint")
+    for line in sums.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        path = folder / name
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise ValueError(
+                f"shipped model file {path} is missing or does not match its SHA-256 in {sums}; reinstall "
+                "counterpoint, or set model.tiny.prebuilt=false to build the model here"
+            )
+    return folder
 
 
 def build_tiny_model(cfg, kinds: list[str], out: Path) -> dict:
