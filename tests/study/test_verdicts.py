@@ -90,6 +90,17 @@ def test_change_verdicts(tmp_path, changes, expect, outcome):
     assert "math.entropy end − start in a" in v.evidence
 
 
+def test_a_change_past_a_margin(tmp_path):
+    # fell a little on every seed (first-5 against last-5 means: -0.011, -0.017, -0.022; interval
+    # about -0.030..-0.003): "fell by less than 5 points" holds, "rose" does not, 2 points straddles
+    runs = {"a": _runs(tmp_path, "a", [-0.02, -0.03, -0.04])}
+    small_fall = ClaimTest(test="change", condition="a", metric="math.entropy", expect="up", margin=-0.05)
+    v = judge(small_fall, runs)
+    assert v.outcome == HELD and "(expected > -0.05)" in v.evidence
+    assert judge(small_fall.model_copy(update={"margin": 0.0}), runs).outcome == FAILED
+    assert judge(small_fall.model_copy(update={"margin": -0.02}), runs).outcome == INCONCLUSIVE
+
+
 def _end_runs(tmp_path, name, accs):
     return [
         load_run(name, s, write_run(tmp_path / name / str(s), seed=s, end={"math": {"accuracy": a}}))

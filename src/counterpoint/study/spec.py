@@ -63,7 +63,7 @@ class _Strict(BaseModel):
 class ClaimTest(_Strict):
     """One measurable statement about the study's runs, judged over seeds (study/verdicts.py).
 
-    - `change`: the metric's end minus its start in `condition`, per seed; `expect` up or down.
+    - `change`: end minus start of the metric in `condition`, per seed; `expect` up or down past `margin` (0).
     - `difference`: `condition` minus `than`, paired by seed, at the end; `expect` greater or
       less than `margin` (e.g. math within 5 points: greater than -0.05).
     - `at_least` / `at_most`: the metric at the end of `condition` against `value`.
@@ -80,7 +80,7 @@ class ClaimTest(_Strict):
     than: str | None = None
     """`difference`: the condition subtracted."""
     margin: float = 0.0
-    """`difference`: the threshold the paired difference is compared with."""
+    """`difference` / `change`: the threshold the paired difference or the change is compared with."""
     value: float | None = None
     """`at_least` / `at_most`: the threshold."""
     tests: list[ClaimTest] = Field(default_factory=list)

@@ -64,8 +64,9 @@ def judge(test: ClaimTest, runs: dict[str, list[RunResult]]) -> Verdict:
     if test.test == "change":
         per_seed = values(cond, test.metric, "change")
         iv = interval(list(per_seed.values()))
-        outcome = _side(iv, 0.0, above=test.expect == "up")
-        what = f"{test.metric} end − start in {test.condition}"
+        outcome = _side(iv, test.margin, above=test.expect == "up")
+        beyond = f" (expected {'>' if test.expect == 'up' else '<'} {test.margin:+g})" if test.margin else ""
+        what = f"{test.metric} end − start in {test.condition}{beyond}"
     elif test.test == "difference":
         other = runs.get(test.than, [])
         if not other:
