@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-"""Two-sided 95% Student t quantiles by degrees of freedom."""
+from counterpoint.study.results import interval as t_interval
 
 METRICS = {"math": "accuracy", "code": "accuracy", "creative": "reward_mean"}
 
@@ -50,11 +48,9 @@ def run_one(out: Path, staleness: int, seed: int, extra: list[str]) -> Path:
 
 
 def interval(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval (0 for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, T95[len(values) - 1] * statistics.stdev(values) / math.sqrt(len(values))
+    """Mean and the half-width of its 95% t-interval (0 for one value; study/results.py)."""
+    iv = t_interval(values)
+    return iv.mean, iv.half or 0.0
 
 
 def end_scores(folder: Path) -> dict[str, float]:
