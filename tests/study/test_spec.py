@@ -29,11 +29,19 @@ def spec_data(**over):
 
 
 def test_shipped_studies_load_and_their_conditions_make_valid_configs():
-    assert {"quick", "collapse", "controls"} <= set(shipped_studies())
-    for name in ("quick", "collapse", "controls"):
+    assert {"quick", "collapse", "controls", "default_run"} <= set(shipped_studies())
+    for name in ("quick", "collapse", "controls", "default_run"):
         spec = load_study(name)
         check_study(spec)  # raises on a config error or a held-equal field that differs
         assert len(spec.seeds) >= (1 if name == "quick" else 3)
+
+
+def test_the_default_run_study_runs_the_default_config_unchanged():
+    from counterpoint.config import load_config
+
+    spec = load_study("default_run")
+    (cond,) = spec.conditions.values()
+    assert not spec.set and not cond.set and spec.steps == load_config("default").run.steps
 
 
 def test_controls_conditions_change_only_what_they_name():

@@ -62,13 +62,14 @@ def main_for(args: argparse.Namespace) -> int:
 
     try:
         if args.study_command == "list":
-            for name, path in shipped_studies().items():
+            shipped = shipped_studies()
+            width = max(map(len, shipped), default=0)
+            for name, path in shipped.items():
                 spec = load_study(str(path))
                 first = spec.description.strip().splitlines()[0] if spec.description.strip() else ""
-                print(
-                    f"{name:<10} {len(spec.conditions):>2} conditions × {len(spec.seeds)} seeds, "
-                    f"{spec.steps} steps  {first}"
-                )
+                n, k = len(spec.conditions), len(spec.seeds)
+                shape = f"{n} condition{'s' * (n != 1)} × {k} seed{'s' * (k != 1)}, {spec.steps} steps"
+                print(f"{name:<{width}}  {shape:<34}  {first}")
             return 0
         if args.study_command == "report":
             from counterpoint.study.report import write_study_report
