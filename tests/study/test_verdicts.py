@@ -136,6 +136,9 @@ def test_thresholds_and_groups(tmp_path):
     assert judge(missing, runs).outcome == INCONCLUSIVE and "not measured" in judge(missing, runs).evidence
     group = lambda kind, *tests: ClaimTest(test=kind, tests=list(tests))  # noqa: E731
     assert judge(group("all", high, wide), runs).outcome == INCONCLUSIVE
+    # a group's evidence names each test by condition and metric, so two tests of one condition differ
+    both = judge(group("all", high, missing), runs).evidence
+    assert "a math.accuracy held" in both and "a code.accuracy inconclusive" in both
     assert judge(group("all", high, low), runs).outcome == FAILED
     assert judge(group("any", low, wide), runs).outcome == INCONCLUSIVE
     assert judge(group("any", low, high), runs).outcome == HELD

@@ -43,8 +43,8 @@ def _seeds(d: dict[int, float], signed: bool = True) -> str:
 
 
 def _name(test: ClaimTest) -> str:
-    """What a test is about, in a word: its condition (a group's first test's)."""
-    return test.condition or _name(test.tests[0])
+    """What a test is about, in a few words: its condition and metric (a group's first test's)."""
+    return f"{test.condition} {test.metric}" if test.condition else _name(test.tests[0])
 
 
 def judge(test: ClaimTest, runs: dict[str, list[RunResult]]) -> Verdict:
