@@ -92,5 +92,7 @@ class FakeLauncher:
             start=start,
             end=end,
             entropy={"math": (0.5, 0.3), "creative": (0.9, 0.9)},
+            law_error={"math": 0.02 + 0.01 * seed},
+            transfer={"bwt": {"math": -0.05, "creative": None}, "bwt_mean": -0.05},
         )
         return 0

@@ -186,6 +186,9 @@ def test_the_report(tmp_path):
     assert "math.accuracy: best_first − best_first.picked" in md
     assert "| a control keeps range | **held** |" in md and "**best_first** took the overrides of **bonus**" in md
     assert '`learner.per_domain.creative.loss.type` = "kl_cov"' in md
+    # the forgetting-and-law table: only the columns some run measured; law error 0.02 + 0.01 * seed
+    assert "| condition | bwt | math.bwt | math.law_error |" in md and "| none | -0.050 ± 0.000 |" in md
+    assert "0.030 ± 0.025" in md
     html = page.read_text()
     assert html.count("data:image/png;base64,") == 5 and '<span class="held">held</span>' in html
 

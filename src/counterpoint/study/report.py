@@ -35,6 +35,8 @@ HEADLINE = (
     "creative.entropy",
 )
 """The columns of the main table, when measured (the full table has every metric)."""
+TRANSFER = ("bwt", "math.bwt", "code.bwt", "creative.bwt", "fwt", "math.law_error", "code.law_error")
+"""The columns of the forgetting-and-law table (staged runs' BWT/FWT, the law's held-out error)."""
 CURVE_PANELS = (
     ("entropy_mean", "entropy_mean", "token entropy (training samples)", False),
     ("reward_mean", "reward_mean", "reward (training samples)", False),
@@ -231,6 +233,20 @@ def markdown(data: dict, figs: list[tuple[str, str, bytes]]) -> str:
     ]
     for cond, row in data["conditions"].items():
         lines.append(f"| {cond} | " + " | ".join(_cell(row[m]["change"], signed=True) for m in cols) + " |")
+    later = [m for m in TRANSFER if m in data["metrics"]]
+    if later:
+        lines += [
+            "",
+            "Forgetting, transfer and the entropy-performance law, at the end: `bwt` (a staged run: each domain's "
+            "final score minus its score when the last stage training it ended, mean over domains; below 0 is "
+            "forgetting), `fwt` (what earlier stages gave a domain before its own), and `law_error` (the law's mean "
+            "absolute error on the evaluations its fit did not see; docs/metrics.md):",
+            "",
+            "| condition | " + " | ".join(later) + " |",
+            "|---|" + "---|" * len(later),
+        ]
+        for cond, row in data["conditions"].items():
+            lines.append(f"| {cond} | " + " | ".join(_cell(row[m]["end"]) for m in later) + " |")
     lines += ["", "## Verdicts", "", "| claim | verdict | the numbers |", "|---|---|---|"]
     for v in data["verdicts"]:
         mark = {HELD: "**held**", FAILED: "**did not hold**"}.get(v["outcome"], "inconclusive")
