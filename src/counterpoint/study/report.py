@@ -201,6 +201,15 @@ def _evidence_lines(v: dict, depth: int = 0) -> list[str]:
     return out
 
 
+def _table(data: dict, metrics: list[str], where: str) -> list[str]:
+    """A markdown table, a row per condition: each metric's `end` or `change` interval."""
+    rows = [
+        f"| {cond} | " + " | ".join(_cell(row[m][where], signed=where == "change") for m in metrics) + " |"
+        for cond, row in data["conditions"].items()
+    ]
+    return ["| condition | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics), *rows]
+
+
 def markdown(data: dict, figs: list[tuple[str, str, bytes]]) -> str:
     cols = [m for m in HEADLINE if m in data["metrics"]]
     lines = [
@@ -224,15 +233,7 @@ def markdown(data: dict, figs: list[tuple[str, str, bytes]]) -> str:
     ]
     for cond, row in data["conditions"].items():
         lines.append(f"| {cond} | {row['runs']}/{row['of']} | " + " | ".join(_cell(row[m]["end"]) for m in cols) + " |")
-    lines += [
-        "",
-        "Change over the run (end − start, per seed, then the interval):",
-        "",
-        "| condition | " + " | ".join(cols) + " |",
-        "|---|" + "---|" * len(cols),
-    ]
-    for cond, row in data["conditions"].items():
-        lines.append(f"| {cond} | " + " | ".join(_cell(row[m]["change"], signed=True) for m in cols) + " |")
+    lines += ["", "Change over the run (end − start, per seed, then the interval):", "", *_table(data, cols, "change")]
     later = [m for m in TRANSFER if m in data["metrics"]]
     if later:
         lines += [
@@ -242,11 +243,8 @@ def markdown(data: dict, figs: list[tuple[str, str, bytes]]) -> str:
             "forgetting), `fwt` (what earlier stages gave a domain before its own), and `law_error` (the law's mean "
             "absolute error on the evaluations its fit did not see; docs/metrics.md):",
             "",
-            "| condition | " + " | ".join(later) + " |",
-            "|---|" + "---|" * len(later),
+            *_table(data, later, "end"),
         ]
-        for cond, row in data["conditions"].items():
-            lines.append(f"| {cond} | " + " | ".join(_cell(row[m]["end"]) for m in later) + " |")
     lines += ["", "## Verdicts", "", "| claim | verdict | the numbers |", "|---|---|---|"]
     for v in data["verdicts"]:
         mark = {HELD: "**held**", FAILED: "**did not hold**"}.get(v["outcome"], "inconclusive")
