@@ -30,18 +30,11 @@ from counterpoint.rollout.domains import kinds_of
 from counterpoint.trainer.tiny_model import model_name
 from counterpoint.trainer.warm_start import PREBUILT, build_tiny_model
 
-FILES = (
-    "build_info.json",
-    "config.json",
-    "generation_config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-)
-
 
 def digests(folder: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in FILES}
+    """SHA-256 of every file of a model folder but its SHA256SUMS (whatever save_pretrained wrote)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != "SHA256SUMS")
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         shipped = PREBUILT / name
         if shipped.is_dir():
             old = digests(shipped)
-            same = [f for f in FILES if f != "build_info.json" and new[f] == old[f]]
-            differ = [f for f in FILES if f != "build_info.json" and new[f] != old[f]]
+            names = sorted((new.keys() | old.keys()) - {"build_info.json"})
+            same = [f for f in names if new.get(f) == old.get(f)]
+            differ = [f for f in names if new.get(f) != old.get(f)]
             print(f"against the shipped copy: identical {same or 'none'}; different {differ or 'none'}")
         else:
             differ = None
@@ -72,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.ship:
             shutil.rmtree(shipped, ignore_errors=True)
             shutil.copytree(built, shipped)
-            for f in FILES:
+            for f in new:
                 (shipped / f).chmod(0o644)
-            (shipped / "SHA256SUMS").write_text("".join(f"{new[f]}  {f}\n" for f in FILES))
+            (shipped / "SHA256SUMS").write_text("".join(f"{digest}  {f}\n" for f, digest in new.items()))
             print(f"shipped {shipped} (commit it)")
     return 1 if differ and not args.ship else 0
 

@@ -194,8 +194,8 @@ class StudySpec(_Strict):
                     raise ValueError(f"conditions.{name}.best_of: unknown conditions {sorted(unknown)}")
                 if any(self.conditions[c].best_of for c in refs):
                     raise ValueError(f"conditions.{name}.best_of: it may not refer to another best_of condition")
+        picked = {f"{n}{PICKED}" for n, c in self.conditions.items() if c.best_of}
         for i, claim in enumerate(self.claims):
-            picked = {f"{n}{PICKED}" for n, c in self.conditions.items() if c.best_of}
             unknown = claim.test.conditions() - names - picked
             if unknown:
                 raise ValueError(f"claims[{i}] ({claim.claim!r}): unknown conditions {sorted(unknown)}")
